@@ -1,0 +1,169 @@
+package poller
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// slot is one fd's registration.
+type slot struct {
+	token uint64
+	pos   int32  // index in the backend's dense list of fds (poll, select)
+	ev    Events // interest
+	used  bool
+	gone  bool // select: the fd was closed while registered
+}
+
+// registry maps fd -> registration in a dense slice indexed by fd, so every
+// backend shares one answer to "is this fd registered, with which token":
+// the same errors for a duplicate Add or an unknown Remove on all four, and
+// a token lookup that is one slice index. kqueue needs it because x/sys
+// types udata as a pointer on most BSDs and a token there would put a
+// non-pointer where the garbage collector looks for pointers; epoll uses it
+// so the kernel's 64-bit data can carry the fd and every Event knows both.
+type registry struct {
+	slots []slot
+	n     int
+}
+
+// lookup returns fd's registration, or nil.
+func (r *registry) lookup(fd int) *slot {
+	if fd < 0 || fd >= len(r.slots) || !r.slots[fd].used {
+		return nil
+	}
+	return &r.slots[fd]
+}
+
+// add registers fd, growing the slice geometrically when fd is past its end.
+func (r *registry) add(fd int, token uint64, ev Events) (*slot, error) {
+	if fd >= len(r.slots) {
+		size := max(2*len(r.slots), fd+1, 64)
+		r.slots = append(r.slots, make([]slot, size-len(r.slots))...)
+	}
+	s := &r.slots[fd]
+	if s.used {
+		return nil, ErrRegistered
+	}
+	*s = slot{token: token, ev: ev, used: true}
+	r.n++
+	return s, nil
+}
+
+// remove forgets fd and returns what its slot held.
+func (r *registry) remove(fd int) (slot, error) {
+	s := r.lookup(fd)
+	if s == nil {
+		return slot{}, ErrNotRegistered
+	}
+	old := *s
+	*s = slot{}
+	r.n--
+	return old, nil
+}
+
+// base is what every backend embeds: the registry, the lifecycle state and
+// the locks that make Close safe against a blocked Wait and a racing Wake.
+//
+// mu is held by Add, Modify, Remove and for the whole of Wait, including the
+// blocking system call. Those belong to the loop goroutine, so it is never
+// contended in normal use; Close takes it to wait until a blocked Wait has
+// returned, so no system call ever runs on an fd number Close has released
+// (and the kernel may have handed to someone else). fdMu is read-held by
+// Wake around its write to the wake fd and write-held by Close while it
+// releases the fds, for the same reason.
+type base struct {
+	mu     sync.Mutex
+	fdMu   sync.RWMutex
+	closed atomic.Bool
+	reg    registry
+}
+
+// check validates the arguments of Add and Modify; the caller holds mu.
+func (b *base) check(fd int, ev Events) error {
+	switch {
+	case b.closed.Load():
+		return ErrClosed
+	case fd < 0:
+		return ErrBadFD
+	case ev&^interestMask != 0:
+		return ErrInterest
+	}
+	return nil
+}
+
+// beginWait takes mu for a Wait and validates its arguments. On success the
+// caller must unlock mu.
+func (b *base) beginWait(events []Event) error {
+	if len(events) == 0 {
+		return ErrNoEvents
+	}
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// beginWake read-locks fdMu for a Wake; on success the caller must unlock.
+func (b *base) beginWake() error {
+	b.fdMu.RLock()
+	if b.closed.Load() {
+		b.fdMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// shutdown runs Close's common part: it marks the poller closed, calls wake
+// so a blocked Wait returns, waits for that Wait and for any Wake in flight,
+// then calls release to close the kernel fds.
+func (b *base) shutdown(wake func(), release func() error) error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	wake()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fdMu.Lock()
+	defer b.fdMu.Unlock()
+	return release()
+}
+
+// checkOpen reports unix.EBADF for an fd that is not open; poll and select
+// learn of a closed fd only at the next Wait, so Add asks the kernel first.
+func checkOpen(fd int) error {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err
+}
+
+// deadline is when a positive timeout ends; for other timeouts it is unused.
+func deadline(timeout time.Duration) time.Time {
+	if timeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(timeout)
+}
+
+// remaining is the timeout to use when retrying after EINTR: a negative or
+// zero timeout stays as it was, a positive one shrinks to the time left.
+func remaining(timeout time.Duration, end time.Time) time.Duration {
+	if timeout <= 0 {
+		return timeout
+	}
+	return max(time.Until(end), 0)
+}
+
+// millis converts a timeout to poll(2) and epoll_wait(2) milliseconds:
+// -1 blocks, a positive timeout rounds up so Wait never returns early.
+func millis(timeout time.Duration) int {
+	if timeout < 0 {
+		return -1
+	}
+	ms := (timeout + time.Millisecond - 1) / time.Millisecond
+	return int(min(ms, math.MaxInt32))
+}
