@@ -387,7 +387,7 @@ func TestManyFDs(t *testing.T) {
 func registerMany(tb testing.TB, p poller.Poller, n int) (fds, peers []int) {
 	tb.Helper()
 	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(n+100) {
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && uint64(lim.Cur) < uint64(n+100) {
 		tb.Skipf("RLIMIT_NOFILE %d is too low for %d fds", lim.Cur, n)
 	}
 	for len(fds) < n {
