@@ -12,10 +12,13 @@ import (
 // slot is one fd's registration.
 type slot struct {
 	token uint64
-	pos   int32  // index in the backend's dense list of fds (poll, select)
-	ev    Events // interest
-	used  bool
-	gone  bool // select: the fd was closed while registered
+	// pos is, for poll and select, the fd's index in their dense list; for
+	// epoll and kqueue, 1 + the index of the fd's Event in the batch being
+	// collected, 0 outside a Wait (see emit).
+	pos  int32
+	ev   Events // interest
+	used bool
+	gone bool // select: the fd was closed while registered
 }
 
 // registry maps fd -> registration in a dense slice indexed by fd, so every
@@ -63,6 +66,27 @@ func (r *registry) remove(fd int) (slot, error) {
 	*s = slot{}
 	r.n--
 	return old, nil
+}
+
+// emit adds readiness r of fd to the batch events[:k] and returns the new
+// length. A second report of the same fd in one Wait (kqueue has a filter
+// per direction; a refill can return an fd again) is merged into its Event,
+// so there is one Event per fd. Call endBatch before Wait returns.
+func (r *registry) emit(events []Event, k int, fd int, s *slot, ready Events) int {
+	if s.pos > 0 {
+		events[s.pos-1].Events |= ready
+		return k
+	}
+	events[k] = Event{Fd: fd, Token: s.token, Events: ready}
+	s.pos = int32(k + 1)
+	return k + 1
+}
+
+// endBatch clears the marks emit left on the fds of events.
+func (r *registry) endBatch(events []Event) {
+	for i := range events {
+		r.slots[events[i].Fd].pos = 0
+	}
 }
 
 // base is what every backend embeds: the registry, the lifecycle state and

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor/poller"
@@ -481,5 +482,34 @@ func TestClosedWhileRegistered(t *testing.T) {
 			t.Fatalf("Remove of a closed fd: %v", err)
 		}
 		expectEvents(t, p, poller.Event{Fd: c, Token: 2, Events: poller.Readable})
+	})
+}
+
+// TestFullBatchAfterWake: a pending wake must not cost a ready fd its place
+// in a batch that has exactly enough room (found by FuzzPollerOps: epoll's
+// wake fd took one of the kernel slots, kqueue's two filters per fd two).
+func TestFullBatchAfterWake(t *testing.T) {
+	const ready = 8
+	forEachBackend(t, func(t *testing.T, p poller.Poller) {
+		var want []poller.Event
+		for i := range ready {
+			a, b := socketpair(t)
+			mustAdd(t, p, a, uint64(i), poller.Readable|poller.Writable)
+			mustWrite(t, b, "x")
+			want = append(want, poller.Event{Fd: a, Token: uint64(i), Events: poller.Readable | poller.Writable})
+		}
+		for range 3 {
+			if err := p.Wake(); err != nil {
+				t.Fatal(err)
+			}
+			evs := make([]poller.Event, ready)
+			n, err := p.Wait(evs, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(sorted(want), sorted(evs[:n])); diff != "" {
+				t.Fatalf("Wait with room for exactly the %d ready fds (-want +got):\n%s", ready, diff)
+			}
+		}
 	})
 }

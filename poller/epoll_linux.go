@@ -166,7 +166,19 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 		if err != nil {
 			return 0, os.NewSyscallError("epoll_wait", err)
 		}
-		k := 0
+		return p.collect(events, n), nil
+	}
+}
+
+// collect turns the n kernel events in buf into events. The wake fd or a
+// stale entry may have taken a slot of a full kernel batch while more fds
+// are ready, so a full batch that filled fewer Events than there is room for
+// is topped up with non-blocking waits for the room left: a short batch
+// always means fewer fds were ready.
+func (p *epoll) collect(events []Event, n int) int {
+	k, asked := 0, len(events)
+	for refill := false; ; refill = true {
+		before := k
 		for i := range n {
 			e := &p.buf[i]
 			fd := int(e.Fd)
@@ -174,15 +186,21 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 				p.w.drain()
 				continue
 			}
-			s := p.reg.lookup(fd)
-			if s == nil {
-				continue
+			if s := p.reg.lookup(fd); s != nil {
+				k = p.reg.emit(events, k, fd, s, epollReady(e.Events, s.ev))
 			}
-			events[k] = Event{Fd: fd, Token: s.token, Events: epollReady(e.Events, s.ev)}
-			k++
 		}
-		return k, nil
+		if n < asked || k == len(events) || (refill && k == before) {
+			break
+		}
+		asked = len(events) - k
+		var err error
+		if n, err = unix.EpollWait(p.epfd, p.buf[:asked], 0); err != nil || n == 0 {
+			break
+		}
 	}
+	p.reg.endBatch(events[:k])
+	return k
 }
 
 // Wake makes a blocked or the next Wait return; safe from any goroutine.

@@ -177,47 +177,54 @@ func (p *kqueue) Wait(events []Event, timeout time.Duration) (int, error) {
 		if err != nil {
 			return 0, os.NewSyscallError("kevent", err)
 		}
-		return p.collect(events, p.buf[:n]), nil
+		return p.collect(events, n), nil
 	}
 }
 
-// collect merges the kernel's per-filter events into one Event per fd.
-func (p *kqueue) collect(events []Event, kev []unix.Kevent_t) int {
-	k := 0
-	for i := range kev {
-		e := &kev[i]
-		if p.isWake(e) {
-			continue
+// collect merges the kernel's per-filter events in buf[:n] into one Event
+// per fd. A full kernel batch may hold two entries for one fd, the wake
+// event or a stale entry, so one that filled fewer Events than there is
+// room for is topped up with non-blocking kevent calls for the room left.
+func (p *kqueue) collect(events []Event, n int) int {
+	k, asked := 0, len(events)
+	for refill := false; ; refill = true {
+		before := k
+		for i := range n {
+			e := &p.buf[i]
+			if p.isWake(e) {
+				continue
+			}
+			fd := int(e.Ident)
+			s := p.reg.lookup(fd)
+			if s == nil {
+				continue
+			}
+			var r Events
+			switch int(e.Filter) {
+			case unix.EVFILT_READ:
+				r = Readable
+			case unix.EVFILT_WRITE:
+				r = Writable
+			}
+			if e.Flags&unix.EV_EOF != 0 {
+				r |= HangUp
+			}
+			if e.Flags&unix.EV_ERROR != 0 {
+				r |= Error
+			}
+			k = p.reg.emit(events, k, fd, s, r)
 		}
-		fd := int(e.Ident)
-		s := p.reg.lookup(fd)
-		if s == nil {
-			continue
+		if n < asked || k == len(events) || (refill && k == before) {
+			break
 		}
-		var r Events
-		switch int(e.Filter) {
-		case unix.EVFILT_READ:
-			r = Readable
-		case unix.EVFILT_WRITE:
-			r = Writable
+		asked = len(events) - k
+		p.ts = unix.Timespec{}
+		var err error
+		if n, err = unix.Kevent(p.kq, nil, p.buf[:asked], &p.ts); err != nil || n == 0 {
+			break
 		}
-		if e.Flags&unix.EV_EOF != 0 {
-			r |= HangUp
-		}
-		if e.Flags&unix.EV_ERROR != 0 {
-			r |= Error
-		}
-		if s.pos > 0 {
-			events[s.pos-1].Events |= r
-			continue
-		}
-		events[k] = Event{Fd: fd, Token: s.token, Events: r}
-		k++
-		s.pos = int32(k)
 	}
-	for i := range k {
-		p.reg.slots[events[i].Fd].pos = 0
-	}
+	p.reg.endBatch(events[:k])
 	return k
 }
 
