@@ -26,6 +26,62 @@
 // whose generation handles travel as poller tokens so that an event for a
 // closed and reused fd is never delivered), and this package.
 //
+// # Serving
+//
+// A Server runs Loops event loops, each one goroutine with its own Poller,
+// fd table, timer heap and 64 KiB read buffer. The Handler's OnOpen, OnData
+// and OnClose run on the connection's loop goroutine and must not block:
+// while one runs, that loop serves nobody else. On that goroutine a handler
+// may call Conn.Write (which never blocks: what the kernel does not take is
+// queued and flushed when the socket turns writable), Conn.Close (graceful:
+// flush, then close) and Loop.AfterFunc. From any other goroutine use
+// Conn.AsyncWrite, Conn.AsyncClose and Loop.Post, which hand the work to the
+// loop through its poller's Wake. The steady-state echo path (wait, read,
+// handler, write) does not allocate.
+//
+// Connections are accepted by one acceptor on the first loop, up to 64 per
+// wake-up so a connection storm cannot starve established clients, and
+// handed to the loops in turn. One acceptor rather than an SO_REUSEPORT
+// socket per loop because it works on every OS and with a listening fd the
+// caller owns (ServeFD, as the reference servers and fd passing need), it
+// balances connections exactly rather than by a hash of the 4-tuple, and
+// stopping a loop cannot strand connections in that loop's own backlog. The
+// price is one Post per connection handed to another loop. When accept fails
+// for want of fds (EMFILE, ENFILE), the acceptor stops watching the
+// listener for a back-off of 10ms doubling to 1s: pending clients wait in
+// the kernel's backlog instead of the loop spinning, and serving resumes as
+// soon as fds are free.
+//
+// Memory per client is bounded: when a connection's write queue passes the
+// high watermark the loop stops reading from it until the queue drains
+// below the low watermark, and a Write past the hard cap fails with
+// conn.ErrQueueFull. A client that never reads therefore cannot grow the
+// server, and, since each ready connection gets one read per turn, a client
+// that floods or trickles cannot hold the others up.
+//
+// Timers (Server.IdleTimeout, Loop.AfterFunc) live in each loop's binary
+// heap and set its poller's wait timeout; there is no goroutine or runtime
+// timer per timer, and a read only records the time, so the idle timeout
+// costs nothing on the event path. Shutdown stops accepting, lets every
+// connection flush its queue, closes them and returns when all loops have
+// ended; if its context ends first, what is left is closed at once.
+//
+// The backend is DefaultBackend unless Server.Backend says otherwise or the
+// environment variable REACTOR_BACKEND names one (read when a Server
+// starts; an unknown name is an error, never a silent fallback), the way
+// libevent honours EVENT_NOEPOLL.
+//
+// # net.Conn over the reactor
+//
+// Listen and Dial return a net.Listener and net.Conns driven by reactor
+// loops rather than Go's runtime netpoller, so net/http, crypto/tls and
+// other Go networking code run over the reactor unchanged. A Read or Write
+// tries the system call first; on EAGAIN it asks a loop to watch the fd for
+// that direction and parks on a per-connection channel, which the loop
+// signals on readiness, hang-up, Close or the deadline (a loop timer).
+// Deadlines, concurrent Read and Write, and Close unblocking pending calls
+// behave as with package net.
+//
 // # Backends
 //
 // The backend is picked per OS at build time and can be changed at run time:

@@ -1,0 +1,209 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/muxkit/reactor/conn"
+	"github.com/muxkit/reactor/fdtable"
+	"github.com/muxkit/reactor/poller"
+)
+
+// ErrIdleTimeout is the reason OnClose gets for a connection closed after
+// Server.IdleTimeout without reading anything.
+var ErrIdleTimeout = errors.New("reactor: idle timeout")
+
+// Conn is one client connection served by a Loop. Its methods are for the
+// loop goroutine (handlers, timer functions, Post'ed functions) unless they
+// say otherwise; AsyncWrite and AsyncClose are the ones for any goroutine.
+type Conn struct {
+	c      *conn.Conn
+	loop   *Loop
+	handle fdtable.Handle
+	ctx    any
+	idle   Timer // the idle timeout, reset lazily (see onIdle)
+	active int64 // loop clock of the last read, for the idle timeout
+	want   poller.Events
+	// paused: the write queue passed the high watermark, so the loop stopped
+	// reading this client until it drains below the low watermark.
+	paused bool
+	// closing: Close was asked for; no more reading, the queue is flushed
+	// and then the connection closes with reason.
+	closing bool
+	closed  bool
+	reason  error
+}
+
+// Write sends b, queueing what the kernel does not take at once; it never
+// blocks. It returns len(b) or an error: conn.ErrQueueFull past the hard
+// limit (the connection stays open), net.ErrClosed after Close. It
+// allocates only to grow the queue.
+func (c *Conn) Write(b []byte) (int, error) {
+	if c.closed || c.closing {
+		return 0, net.ErrClosed
+	}
+	n, err := c.c.Write(b)
+	if err != nil && !errors.Is(err, conn.ErrQueueFull) {
+		c.shut(err)
+		return n, err
+	}
+	c.update()
+	return n, err
+}
+
+// Close closes c after the bytes already written are flushed; OnClose
+// follows with a nil reason. A second Close returns net.ErrClosed.
+func (c *Conn) Close() error {
+	if c.closed || c.closing {
+		return net.ErrClosed
+	}
+	c.closeWith(nil)
+	return nil
+}
+
+// closeWith starts a graceful close: flush, then close with reason.
+func (c *Conn) closeWith(reason error) {
+	c.closing, c.reason = true, reason
+	if c.c.Pending() == 0 {
+		c.shut(reason)
+		return
+	}
+	c.update()
+}
+
+// AsyncWrite copies b and has c's loop write it; safe from any goroutine.
+// It allocates the copy and the hand-off. Bytes for a connection that is
+// closed by the time the loop runs them are dropped (its OnClose tells).
+func (c *Conn) AsyncWrite(b []byte) error {
+	cp := append([]byte(nil), b...)
+	return c.loop.Post(func() {
+		if !c.closed && !c.closing {
+			c.Write(cp)
+		}
+	})
+}
+
+// AsyncClose has c's loop Close it; safe from any goroutine.
+func (c *Conn) AsyncClose() error {
+	return c.loop.Post(func() {
+		if !c.closed && !c.closing {
+			c.Close()
+		}
+	})
+}
+
+// Context returns the value set by SetContext.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext attaches a value of the handler's own to c.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Pending returns the bytes written but not yet taken by the kernel.
+func (c *Conn) Pending() int { return c.c.Pending() }
+
+// Loop returns the loop that serves c.
+func (c *Conn) Loop() *Loop { return c.loop }
+
+// Fd returns c's file descriptor, for socket options; do not read, write
+// or close it directly.
+func (c *Conn) Fd() int { return c.c.Fd() }
+
+// LocalAddr returns the local address; it allocates on the first call.
+func (c *Conn) LocalAddr() net.Addr { return c.c.LocalAddr() }
+
+// RemoteAddr returns the peer's address; it allocates on the first call.
+func (c *Conn) RemoteAddr() net.Addr { return c.c.RemoteAddr() }
+
+// String describes c for logs.
+func (c *Conn) String() string {
+	return fmt.Sprintf("conn(fd=%d, %v)", c.c.Fd(), c.RemoteAddr())
+}
+
+// onEvent serves one poller event for c.
+func (c *Conn) onEvent(ev poller.Events) {
+	l := c.loop
+	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.c.Pending() > 0 {
+		if err := c.c.Flush(); err != nil {
+			c.shut(err)
+			return
+		}
+	}
+	if ev&poller.Readable != 0 && !c.paused && !c.closing {
+		n, err := c.c.Read(l.buf)
+		switch {
+		case n > 0:
+			c.active = l.now
+			l.srv.Handler.OnData(c, l.buf[:n])
+		case errors.Is(err, conn.ErrWouldBlock):
+		case err != nil:
+			c.shut(err)
+			return
+		}
+	}
+	if c.closed {
+		return
+	}
+	if c.closing && c.c.Pending() == 0 {
+		c.shut(c.reason)
+		return
+	}
+	c.update()
+}
+
+// update applies backpressure and sets the poller interest c needs:
+// Readable unless paused or closing, Writable while bytes are queued.
+func (c *Conn) update() {
+	if c.closed {
+		return
+	}
+	if !c.paused && c.c.AboveHighWater() {
+		c.paused = true
+	} else if c.paused && c.c.BelowLowWater() {
+		c.paused = false
+	}
+	var want poller.Events
+	if !c.paused && !c.closing {
+		want = poller.Readable
+	}
+	if c.c.Pending() > 0 {
+		want |= poller.Writable
+	}
+	if want != c.want {
+		if err := c.loop.p.Modify(c.c.Fd(), uint64(c.handle), want); err != nil {
+			c.shut(err)
+			return
+		}
+		c.want = want
+	}
+}
+
+// onIdle fires the idle timer: close if nothing was read for IdleTimeout,
+// else re-arm for the rest of it. Reads only record the time, so the
+// event path never touches the timer heap.
+func (c *Conn) onIdle() {
+	l := c.loop
+	left := c.active + int64(l.srv.IdleTimeout) - l.now
+	if left > 0 {
+		c.idle.Reset(time.Duration(left))
+		return
+	}
+	c.closeWith(ErrIdleTimeout)
+}
+
+// shut closes c now, whatever is queued, and tells the handler.
+func (c *Conn) shut(reason error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	l := c.loop
+	c.idle.Stop()
+	l.p.Remove(c.c.Fd())
+	l.tab.Delete(c.handle)
+	c.c.Close()
+	l.conns--
+	l.srv.nconns.Add(-1)
+	l.srv.Handler.OnClose(c, reason)
+}

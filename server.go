@@ -1,0 +1,437 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/conn"
+	"github.com/muxkit/reactor/fdtable"
+	"github.com/muxkit/reactor/internal/sock"
+	"github.com/muxkit/reactor/poller"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown, by calls on a
+// Server that was shut down, and is the reason OnClose gets for connections
+// closed by Shutdown.
+var ErrServerClosed = errors.New("reactor: server closed")
+
+// BackendEnv names the environment variable that overrides DefaultBackend
+// without a rebuild (REACTOR_BACKEND=poll), read once when a Server starts;
+// an unknown name is an error then, never a silent fallback.
+const BackendEnv = "REACTOR_BACKEND"
+
+// acceptBatch caps the connections accepted per wake-up, so a connection
+// storm cannot starve established clients of the acceptor's loop.
+const acceptBatch = 64
+
+// Server serves a listening socket with event loops. Set the fields, then
+// call ListenAndServe, or Listen and Serve, or ServeFD; a Server serves
+// once. Connections are accepted by one acceptor on the first loop and
+// handed to the loops round-robin (see the README for why not SO_REUSEPORT).
+type Server struct {
+	// Handler receives every connection's events; required.
+	Handler Handler
+	// Backend is the poller backend; zero means $REACTOR_BACKEND if set,
+	// else DefaultBackend.
+	Backend poller.Backend
+	// Loops is the number of event loops; zero means runtime.GOMAXPROCS(0).
+	Loops int
+	// IdleTimeout closes a connection that has read nothing for this long
+	// (reason ErrIdleTimeout); zero means never.
+	IdleTimeout time.Duration
+	// Limits sets each connection's write queue watermarks and hard cap;
+	// zero fields take conn's defaults.
+	Limits conn.Limits
+	// MaxConns caps open connections; past it new ones are closed at once.
+	// Zero means no cap.
+	MaxConns int
+
+	mu      sync.Mutex
+	state   int // stateNew, stateServing, stateDone
+	lnfd    int
+	ownLn   bool
+	addr    net.Addr
+	loops   []*Loop
+	backend poller.Backend
+	acc     *acceptor
+	nconns  atomic.Int64
+	stopped chan struct{} // closed when every loop has returned
+}
+
+const (
+	stateNew = iota
+	stateListening
+	stateServing
+	stateDone
+)
+
+// Listen opens the listening socket (network tcp, tcp4, tcp6 or unix)
+// without serving yet, so Addr is known (port 0 picks a free port).
+func (s *Server) Listen(network, address string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return fmt.Errorf("reactor: Listen on a Server that already listens or serves")
+	}
+	fd, addr, err := sock.Listen(network, address)
+	if err != nil {
+		return err
+	}
+	s.lnfd, s.ownLn, s.addr, s.state = fd, true, addr, stateListening
+	return nil
+}
+
+// Addr returns the listening address, or nil before Listen or ServeFD.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// ListenAndServe is Listen followed by Serve.
+func (s *Server) ListenAndServe(network, address string) error {
+	if err := s.Listen(network, address); err != nil {
+		return err
+	}
+	return s.Serve()
+}
+
+// Serve serves the socket opened by Listen until Shutdown, then returns
+// ErrServerClosed; it closes that socket. It blocks the calling goroutine.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	if s.state != stateListening {
+		st := s.state
+		s.mu.Unlock()
+		if st == stateDone {
+			return ErrServerClosed
+		}
+		return fmt.Errorf("reactor: Serve needs Listen first, and serves once")
+	}
+	return s.serve()
+}
+
+// ServeFD serves the listening socket fd, which the caller keeps owning
+// (Shutdown stops watching it but does not close it), until Shutdown; then
+// it returns ErrServerClosed. It blocks the calling goroutine.
+func (s *Server) ServeFD(fd int) error {
+	s.mu.Lock()
+	if s.state != stateNew {
+		st := s.state
+		s.mu.Unlock()
+		if st == stateDone {
+			return ErrServerClosed
+		}
+		return fmt.Errorf("reactor: ServeFD on a Server that already listens or serves")
+	}
+	if fd < 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("reactor: ServeFD: negative fd %d", fd)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		s.mu.Unlock()
+		return os.NewSyscallError("fcntl", err)
+	}
+	s.lnfd, s.ownLn, s.addr = fd, false, sock.LocalAddr(fd)
+	return s.serve()
+}
+
+// config checks the fields and resolves the backend and loop count.
+func (s *Server) config() error {
+	if s.Handler == nil {
+		return errors.New("reactor: Server.Handler is nil")
+	}
+	if s.Loops < 0 || s.MaxConns < 0 || s.IdleTimeout < 0 {
+		return fmt.Errorf("reactor: negative Loops (%d), MaxConns (%d) or IdleTimeout (%v)", s.Loops, s.MaxConns, s.IdleTimeout)
+	}
+	if err := s.Limits.Validate(); err != nil {
+		return err
+	}
+	b, err := ResolveBackend(s.Backend)
+	if err != nil {
+		return err
+	}
+	s.backend = b
+	return nil
+}
+
+// ResolveBackend returns b if it is set, else the backend named by
+// $REACTOR_BACKEND if that is set, else DefaultBackend. An unknown name in
+// the environment is an error.
+func ResolveBackend(b poller.Backend) (poller.Backend, error) {
+	if b != 0 {
+		return b, nil
+	}
+	if name, ok := os.LookupEnv(BackendEnv); ok && name != "" {
+		b, err := poller.ParseBackend(name)
+		if err != nil {
+			return 0, fmt.Errorf("reactor: %s: %w", BackendEnv, err)
+		}
+		return b, nil
+	}
+	return DefaultBackend, nil
+}
+
+// serve starts the loops; called with s.mu held, which it releases.
+func (s *Server) serve() error {
+	err := s.config()
+	if err == nil {
+		err = s.start()
+	}
+	if err != nil {
+		s.state = stateDone
+		if s.ownLn {
+			unix.Close(s.lnfd)
+		}
+		s.mu.Unlock()
+		return err
+	}
+	s.state = stateServing
+	loops := s.loops
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run()
+		}()
+	}
+	wg.Wait()
+	close(s.stopped)
+	for _, l := range loops {
+		if l.err != nil && !errors.Is(l.err, poller.ErrClosed) {
+			return l.err
+		}
+	}
+	return ErrServerClosed
+}
+
+// start creates the loops and registers the acceptor; with s.mu held.
+func (s *Server) start() error {
+	n := s.Loops
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for range n {
+		l, err := newLoop(s, s.backend)
+		if err != nil {
+			for _, l := range s.loops {
+				l.p.Close()
+			}
+			s.loops = nil
+			return err
+		}
+		s.loops = append(s.loops, l)
+	}
+	s.stopped = make(chan struct{})
+	a := &acceptor{srv: s, loop: s.loops[0], fd: s.lnfd}
+	h, err := a.loop.tab.Put(s.lnfd, a)
+	if err == nil {
+		a.handle = h
+		err = a.loop.p.Add(s.lnfd, uint64(h), poller.Readable)
+	}
+	if err != nil {
+		for _, l := range s.loops {
+			l.p.Close()
+		}
+		return err
+	}
+	s.acc = a
+	return nil
+}
+
+// newConn wraps an accepted fd and registers it on l; on l's goroutine.
+func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
+	cc, err := conn.New(fd, &s.Limits)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	c := &Conn{c: cc, loop: l, want: poller.Readable}
+	h, err := l.tab.Put(fd, c)
+	if err != nil {
+		cc.Close()
+		return nil, err
+	}
+	c.handle = h
+	if err := l.p.Add(fd, uint64(h), poller.Readable); err != nil {
+		l.tab.Delete(h)
+		cc.Close()
+		return nil, err
+	}
+	c.active = l.now
+	c.idle = Timer{loop: l, index: -1, fn: c.onIdle}
+	if s.IdleTimeout > 0 {
+		l.schedule(&c.idle, s.IdleTimeout)
+	}
+	return c, nil
+}
+
+// Shutdown stops accepting, lets every connection flush what it has
+// queued, closes them (reason ErrServerClosed) and returns when all loops
+// have ended; Serve then returns ErrServerClosed. If ctx ends first, the
+// connections still open are closed at once, queued bytes dropped, and
+// ctx's error is returned after the loops end. Safe from any goroutine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	switch s.state {
+	case stateNew, stateListening:
+		if s.state == stateListening && s.ownLn {
+			unix.Close(s.lnfd)
+		}
+		s.state = stateDone
+		s.mu.Unlock()
+		return nil
+	case stateDone:
+		stopped := s.stopped
+		s.mu.Unlock()
+		if stopped == nil {
+			return ErrServerClosed
+		}
+		<-stopped
+		return nil
+	}
+	s.state = stateDone
+	loops, acc, stopped := s.loops, s.acc, s.stopped
+	s.mu.Unlock()
+
+	acc.loop.Post(acc.stop)
+	for _, l := range loops {
+		l.Post(l.beginStop)
+	}
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, l := range loops {
+		l.Post(func() { l.forceStop(ctx.Err()) })
+	}
+	<-stopped
+	return ctx.Err()
+}
+
+// beginStop starts a graceful stop on l: every connection flushes, then
+// closes.
+func (l *Loop) beginStop() {
+	l.stopping = true
+	for _, c := range l.liveConns() {
+		c.closeWith(ErrServerClosed)
+	}
+}
+
+// forceStop closes what is left on l now.
+func (l *Loop) forceStop(reason error) {
+	l.stopping = true
+	for _, c := range l.liveConns() {
+		c.shut(reason)
+	}
+}
+
+// liveConns returns l's open connections, a snapshot safe to close while
+// iterating.
+func (l *Loop) liveConns() []*Conn {
+	var cs []*Conn
+	l.tab.Range(func(_ fdtable.Handle, t target) bool {
+		if c, ok := t.(*Conn); ok && !c.closed {
+			cs = append(cs, c)
+		}
+		return true
+	})
+	return cs
+}
+
+// acceptor accepts on the listening socket from the first loop and hands
+// connections to the loops in turn.
+type acceptor struct {
+	srv     *Server
+	loop    *Loop
+	fd      int
+	handle  fdtable.Handle
+	next    int
+	backoff time.Duration
+	paused  bool
+	stopped bool
+	tries   int // accept calls made, for tests of the back-off
+}
+
+// onEvent accepts up to acceptBatch connections. When the process or the
+// system is out of fds, it stops watching the listener and retries after a
+// backoff (10ms doubling to 1s): pending clients wait in the kernel's
+// backlog instead of the loop spinning on a listener that stays readable.
+func (a *acceptor) onEvent(poller.Events) {
+	s := a.srv
+	for range acceptBatch {
+		a.tries++
+		fd, err := sock.Accept(a.fd)
+		if err != nil {
+			switch {
+			case errors.Is(err, unix.EAGAIN):
+				a.backoff = 0
+			case sock.IsTemporaryAcceptError(err):
+				continue
+			case sock.IsFDExhausted(err):
+				a.pause()
+			}
+			return
+		}
+		a.backoff = 0
+		if s.MaxConns > 0 && s.nconns.Load() >= int64(s.MaxConns) {
+			unix.Close(fd)
+			continue
+		}
+		s.nconns.Add(1)
+		l := s.loops[a.next]
+		a.next = (a.next + 1) % len(s.loops)
+		if l == a.loop {
+			l.register(fd)
+		} else if err := l.Post(func() { l.register(fd) }); err != nil {
+			unix.Close(fd)
+			s.nconns.Add(-1)
+		}
+	}
+}
+
+// pause stops watching the listener for a backoff period.
+func (a *acceptor) pause() {
+	a.backoff = min(max(2*a.backoff, 10*time.Millisecond), time.Second)
+	if a.paused || a.stopped {
+		return
+	}
+	a.paused = true
+	a.loop.p.Modify(a.fd, uint64(a.handle), 0)
+	a.loop.AfterFunc(a.backoff, a.resume)
+}
+
+func (a *acceptor) resume() {
+	if a.stopped {
+		return
+	}
+	a.paused = false
+	a.loop.p.Modify(a.fd, uint64(a.handle), poller.Readable)
+}
+
+// stop stops accepting: the listener leaves the poller and the table, and
+// is closed if the Server opened it.
+func (a *acceptor) stop() {
+	if a.stopped {
+		return
+	}
+	a.stopped = true
+	a.loop.p.Remove(a.fd)
+	a.loop.tab.Delete(a.handle)
+	if a.srv.ownLn {
+		unix.Close(a.fd)
+	}
+}

@@ -1,0 +1,681 @@
+package reactor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/conn"
+	"github.com/muxkit/reactor/poller"
+)
+
+// forEachBackend runs fn as a subtest for every backend this OS has.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b poller.Backend)) {
+	t.Helper()
+	for _, b := range poller.Available() {
+		t.Run(b.String(), func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// openFDs counts this process's open fds (linux), or -1.
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// describeFDs lists the open fds and what they are, for a leak report.
+func describeFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var b bytes.Buffer
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Fprintf(&b, "\n\tfd %s -> %s", e.Name(), target)
+	}
+	return b.String()
+}
+
+// checkLeaks records the fd and goroutine counts now and, when the test
+// ends (after every other cleanup), waits up to 5s for both to be back.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	fds, gs := openFDs(), runtime.NumGoroutine()
+	t.Cleanup(func() {
+		end := time.Now().Add(5 * time.Second)
+		for {
+			nf, ng := openFDs(), runtime.NumGoroutine()
+			if nf <= fds && ng <= gs {
+				return
+			}
+			if time.Now().After(end) {
+				t.Errorf("leak: fds %d -> %d, goroutines %d -> %d%s", fds, nf, gs, ng, describeFDs())
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+		}
+	})
+}
+
+// serve starts s on a loopback port and returns the address; the server is
+// shut down when the test ends and Serve must then return ErrServerClosed.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return s.Addr().String()
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+// roundTrip writes msg and reads back as many bytes.
+func roundTrip(t *testing.T, c net.Conn, msg []byte) []byte {
+	t.Helper()
+	if _, err := c.Write(msg); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	return got
+}
+
+func TestEchoManyClients(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		addr := serve(t, &Server{Handler: Echo, Backend: b, Loops: 2})
+		const clients, msgs = 40, 5
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				r := rand.New(rand.NewPCG(uint64(i), 1))
+				for range msgs {
+					msg := make([]byte, 1+r.IntN(200<<10))
+					for j := range msg {
+						msg[j] = byte(r.Uint32())
+					}
+					// Write and read concurrently: a large message would
+					// otherwise fill both socket buffers and stall.
+					werr := make(chan error, 1)
+					go func() { _, err := c.Write(msg); werr <- err }()
+					got := make([]byte, len(msg))
+					if _, err := io.ReadFull(c, got); err != nil {
+						errs <- fmt.Errorf("client %d: read: %w", i, err)
+						return
+					}
+					if err := <-werr; err != nil {
+						errs <- err
+						return
+					}
+					if diff := cmp.Diff(msg, got); diff != "" {
+						errs <- fmt.Errorf("client %d: echo differs (%d bytes)", i, len(msg))
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}
+
+func TestHandlerSeesOpenDataClose(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		var mu sync.Mutex
+		var log []string
+		closed := make(chan struct{})
+		h := HandlerFuncs{
+			Open: func(c *Conn) {
+				mu.Lock()
+				log = append(log, "open")
+				mu.Unlock()
+			},
+			Data: func(c *Conn, data []byte) {
+				mu.Lock()
+				log = append(log, "data "+string(data))
+				mu.Unlock()
+				c.Write([]byte("bye"))
+				c.Close()
+			},
+			Close: func(c *Conn, err error) {
+				mu.Lock()
+				log = append(log, fmt.Sprintf("close %v", err))
+				mu.Unlock()
+				close(closed)
+			},
+		}
+		addr := serve(t, &Server{Handler: h, Backend: b, Loops: 1})
+		c := dial(t, addr)
+		c.Write([]byte("hi"))
+		got, err := io.ReadAll(c) // "bye", then end of file: Close flushed first
+		if err != nil || string(got) != "bye" {
+			t.Fatalf("client read %q, %v; want \"bye\" then EOF", got, err)
+		}
+		<-closed
+		mu.Lock()
+		defer mu.Unlock()
+		if diff := cmp.Diff([]string{"open", "data hi", "close <nil>"}, log); diff != "" {
+			t.Fatalf("handler calls (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestBackpressure: a client that sends and never reads. The server stops
+// reading it once its queue passes the high watermark, so its memory stays
+// bounded, and another client is served meanwhile.
+func TestBackpressure(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		lim := conn.Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
+		var maxPending atomic.Int64
+		var queueFull atomic.Int64
+		h := HandlerFuncs{Data: func(c *Conn, data []byte) {
+			if _, err := c.Write(data); errors.Is(err, conn.ErrQueueFull) {
+				queueFull.Add(1)
+			}
+			if p := int64(c.Pending()); p > maxPending.Load() {
+				maxPending.Store(p)
+			}
+		}}
+		addr := serve(t, &Server{Handler: h, Backend: b, Loops: 1, Limits: lim})
+
+		hog := dial(t, addr)
+		// Send far more than the server may hold; the write stalls once
+		// the server stops reading and the socket buffers fill.
+		hog.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		sent, _ := hog.Write(make([]byte, 64<<20))
+		if sent >= 64<<20 {
+			t.Fatalf("the server read all %d bytes of a client that never reads", sent)
+		}
+
+		// Another client on the same loop is still served.
+		other := dial(t, addr)
+		for i := range 20 {
+			msg := []byte(fmt.Sprintf("ping %d", i))
+			if got := roundTrip(t, other, msg); !bytes.Equal(got, msg) {
+				t.Fatalf("other client got %q, want %q", got, msg)
+			}
+		}
+		// Bounded: at most one read buffer past the high watermark.
+		if p := maxPending.Load(); p > int64(lim.HighWater+readBufferSize) {
+			t.Fatalf("queue grew to %d bytes, past high watermark %d + one read", p, lim.HighWater)
+		}
+		if queueFull.Load() != 0 {
+			t.Fatalf("hit the hard cap %d times: backpressure should have paused reading first", queueFull.Load())
+		}
+		t.Logf("client sent %d bytes before stalling; server queue peaked at %d", sent, maxPending.Load())
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		const idle = 100 * time.Millisecond
+		reasons := make(chan error, 4)
+		h := HandlerFuncs{
+			Data:  func(c *Conn, data []byte) { c.Write(data) },
+			Close: func(c *Conn, err error) { reasons <- err },
+		}
+		addr := serve(t, &Server{Handler: h, Backend: b, Loops: 1, IdleTimeout: idle})
+
+		// A busy client outlives several idle timeouts.
+		busy := dial(t, addr)
+		start := time.Now()
+		for time.Since(start) < 4*idle {
+			roundTrip(t, busy, []byte("x"))
+		}
+		// An idle one is closed with ErrIdleTimeout.
+		quiet := dial(t, addr)
+		if _, err := quiet.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("idle client read: %v, want EOF from the server's close", err)
+		}
+		if err := <-reasons; !errors.Is(err, ErrIdleTimeout) {
+			t.Fatalf("close reason %v, want ErrIdleTimeout", err)
+		}
+	})
+}
+
+// onLoop runs fn on l's goroutine and waits for it.
+func onLoop(t *testing.T, l *Loop, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if err := l.Post(func() { fn(); close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}
+
+func TestTimers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		s := &Server{Handler: Echo, Backend: b, Loops: 1}
+		serve(t, s)
+		l := loopsOf(t, s)[0]
+		fired := make(chan string, 16)
+		onLoop(t, l, func() {
+			for _, d := range []int{30, 10, 50, 0, 20} {
+				l.AfterFunc(time.Duration(d)*time.Millisecond, func() { fired <- fmt.Sprint(d) })
+			}
+			stopped := l.AfterFunc(5*time.Millisecond, func() { fired <- "stopped" })
+			if !stopped.Stop() || stopped.Stop() {
+				t.Error("Stop: want true then false")
+			}
+			moved := l.AfterFunc(time.Millisecond, func() { fired <- "reset" })
+			moved.Reset(40 * time.Millisecond)
+		})
+		var got []string
+		for range 6 {
+			got = append(got, <-fired)
+		}
+		if diff := cmp.Diff([]string{"0", "10", "20", "30", "reset", "50"}, got); diff != "" {
+			t.Fatalf("firing order (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestPostAndAsyncWrite: many goroutines write to one connection at once;
+// every message arrives whole, each goroutine's in its order.
+func TestPostAndAsyncWrite(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		conns := make(chan *Conn, 1)
+		addr := serve(t, &Server{Handler: HandlerFuncs{Open: func(c *Conn) { conns <- c }}, Backend: b, Loops: 2})
+		client := dial(t, addr)
+		c := <-conns
+		const writers, each = 16, 200
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					if err := c.AsyncWrite([]byte(fmt.Sprintf("%02d:%04d\n", w, i))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		var posted atomic.Int64
+		for range 100 {
+			if err := c.Loop().Post(func() { posted.Add(1) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Wait()
+		buf := make([]byte, writers*each*8)
+		if _, err := io.ReadFull(client, buf); err != nil {
+			t.Fatal(err)
+		}
+		next := make([]int, writers)
+		for line := range bytes.Lines(buf) {
+			var w, i int
+			if _, err := fmt.Sscanf(string(line), "%d:%d\n", &w, &i); err != nil {
+				t.Fatalf("garbled line %q", line)
+			}
+			if i != next[w] {
+				t.Fatalf("writer %d: message %d arrived when %d was due", w, i, next[w])
+			}
+			next[w]++
+		}
+		onLoop(t, c.Loop(), func() {})
+		if posted.Load() != 100 {
+			t.Fatalf("%d of 100 posted functions ran", posted.Load())
+		}
+	})
+}
+
+// TestShutdownFlushes: bytes queued when Shutdown starts all reach a client
+// that only begins reading afterwards.
+func TestShutdownFlushes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		payload := make([]byte, 4<<20)
+		for i := range payload {
+			payload[i] = byte(i * 7)
+		}
+		opened := make(chan struct{})
+		reasons := make(chan error, 1)
+		h := HandlerFuncs{
+			Open: func(c *Conn) {
+				c.Write(payload) // far more than the socket buffers: most is queued
+				close(opened)
+			},
+			Close: func(c *Conn, err error) { reasons <- err },
+		}
+		s := &Server{Handler: h, Backend: b, Loops: 1, Limits: conn.Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}}
+		if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve() }()
+		client := dial(t, s.Addr().String())
+		<-opened
+		shut := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			shut <- s.Shutdown(ctx)
+		}()
+		got, err := io.ReadAll(client)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("client got %d bytes, want all %d queued before Shutdown", len(got), len(payload))
+		}
+		if err := <-shut; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+		if err := <-reasons; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("close reason %v, want ErrServerClosed", err)
+		}
+		// New clients are refused once the listener is closed.
+		if c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
+			c.Close()
+			t.Fatal("dial after Shutdown succeeded")
+		}
+	})
+}
+
+func TestShutdownDeadlineForcesClose(t *testing.T) {
+	checkLeaks(t)
+	h := HandlerFuncs{Open: func(c *Conn) { c.Write(make([]byte, 4<<20)) }}
+	s := &Server{Handler: h, Loops: 1, Limits: conn.Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}}
+	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	client := dial(t, s.Addr().String()) // never reads
+	roundTripOpen(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want DeadlineExceeded", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	client.Close()
+}
+
+// loopsOf waits until s serves and returns its loops.
+func loopsOf(t *testing.T, s *Server) []*Loop {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		st, loops := s.state, s.loops
+		s.mu.Unlock()
+		if st == stateServing {
+			return loops
+		}
+		if time.Now().After(end) {
+			t.Fatal("server not serving within 5s")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// roundTripOpen waits until s has registered a connection.
+func roundTripOpen(t *testing.T, s *Server) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for s.nconns.Load() == 0 {
+		if time.Now().After(end) {
+			t.Fatal("no connection registered within 5s")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// TestStaleEventInOneBatch: two connections are ready in one Wait batch;
+// serving the first closes the second and a new fd takes the second's
+// number before its event is dispatched. The generation in the token must
+// stop the old event from reaching the new connection.
+func TestStaleEventInOneBatch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		var l *Loop
+		var first, second *Conn
+		var reused *Conn
+		dataFor := map[*Conn]int{}
+		srv := &Server{}
+		srv.Handler = HandlerFuncs{Data: func(c *Conn, data []byte) {
+			dataFor[c]++
+			if reused != nil {
+				return
+			}
+			victim := second
+			if c == second {
+				victim = first
+			}
+			fd := victim.Fd()
+			victim.shut(nil)
+			// A new connection gets the same fd number.
+			a, bb := socketpairFDs(t)
+			if a != fd {
+				if err := unix.Dup2(a, fd); err != nil {
+					t.Fatal(err)
+				}
+				unix.Close(a)
+			}
+			var err error
+			reused, err = srv.newConn(l, fd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Write(bb, []byte("new data")) // readable too: a stale event would be served
+			t.Cleanup(func() { unix.Close(bb) })
+		}}
+		var err error
+		if l, err = newLoop(srv, b); err != nil {
+			t.Fatal(err)
+		}
+		defer l.p.Close()
+		var peers []int
+		for _, cp := range []**Conn{&first, &second} {
+			a, bb := socketpairFDs(t)
+			if *cp, err = srv.newConn(l, a); err != nil {
+				t.Fatal(err)
+			}
+			unix.Write(bb, []byte("hello"))
+			peers = append(peers, bb)
+		}
+		defer func() {
+			for _, fd := range peers {
+				unix.Close(fd)
+			}
+		}()
+		if err := l.serveOnce(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if reused == nil {
+			t.Fatal("no event was served")
+		}
+		if l.staleEvents != 1 {
+			t.Fatalf("stale events dropped: %d, want 1", l.staleEvents)
+		}
+		if dataFor[reused] != 0 {
+			t.Fatal("the closed connection's event was delivered to the fd's new owner")
+		}
+		// In the next batch the new connection is served normally.
+		if err := l.serveOnce(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if dataFor[reused] != 1 {
+			t.Fatalf("new connection served %d times, want 1", dataFor[reused])
+		}
+		for _, c := range l.liveConns() {
+			c.shut(nil)
+		}
+	})
+}
+
+func socketpairFDs(t *testing.T) (int, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fds[0], fds[1]
+}
+
+func TestMaxConns(t *testing.T) {
+	checkLeaks(t)
+	addr := serve(t, &Server{Handler: Echo, Loops: 1, MaxConns: 2})
+	a, b := dial(t, addr), dial(t, addr)
+	roundTrip(t, a, []byte("a"))
+	roundTrip(t, b, []byte("b"))
+	c := dial(t, addr)
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("third connection past MaxConns=2 was served")
+	}
+	a.Close()
+	end := time.Now().Add(5 * time.Second)
+	for { // a slot frees once the server has seen a's close
+		d := dial(t, addr)
+		d.SetDeadline(time.Now().Add(time.Second))
+		if _, err := d.Write([]byte("d")); err == nil {
+			if _, err := io.ReadFull(d, make([]byte, 1)); err == nil {
+				break
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatal("no new connection served after one closed")
+		}
+	}
+}
+
+func TestServerMisuse(t *testing.T) {
+	checkLeaks(t)
+	t.Setenv(BackendEnv, "")
+	for _, tc := range []struct {
+		name string
+		s    *Server
+	}{
+		{"nil handler", &Server{}},
+		{"negative loops", &Server{Handler: Echo, Loops: -1}},
+		{"negative idle", &Server{Handler: Echo, IdleTimeout: -time.Second}},
+		{"bad limits", &Server{Handler: Echo, Limits: conn.Limits{HighWater: 10, LowWater: 20}}},
+		{"unavailable backend", &Server{Handler: Echo, Backend: unavailableBackend()}},
+	} {
+		err := tc.s.ListenAndServe("tcp", "127.0.0.1:0")
+		if err == nil || errors.Is(err, ErrServerClosed) {
+			t.Errorf("%s: ListenAndServe: %v, want a configuration error", tc.name, err)
+		}
+	}
+	s := &Server{Handler: Echo, Loops: 1}
+	if err := s.Serve(); err == nil {
+		t.Error("Serve before Listen succeeded")
+	}
+	if err := s.ServeFD(-1); err == nil {
+		t.Error("ServeFD(-1) succeeded")
+	}
+	serve(t, s)
+	loopsOf(t, s)
+	if err := s.Listen("tcp", "127.0.0.1:0"); err == nil {
+		t.Error("Listen on a serving Server succeeded")
+	}
+	if err := s.Serve(); err == nil {
+		t.Error("second Serve succeeded")
+	}
+	// Shutdown before Serve: Serve then returns ErrServerClosed at once.
+	idle := &Server{Handler: Echo}
+	if err := idle.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.ListenAndServe("tcp", "127.0.0.1:0"); err == nil {
+		t.Error("ListenAndServe after Shutdown succeeded")
+	}
+}
+
+func unavailableBackend() poller.Backend {
+	for _, b := range []poller.Backend{poller.Epoll, poller.Kqueue} {
+		p, err := poller.New(b)
+		if err != nil {
+			return b
+		}
+		p.Close()
+	}
+	return poller.Backend(99)
+}
+
+func TestBackendEnv(t *testing.T) {
+	for _, b := range poller.Available() {
+		t.Setenv(BackendEnv, b.String())
+		if got, err := ResolveBackend(0); err != nil || got != b {
+			t.Errorf("%s=%s: %v, %v", BackendEnv, b, got, err)
+		}
+		if got, _ := ResolveBackend(poller.Poll); got != poller.Poll {
+			t.Errorf("an explicit Backend must win over %s", BackendEnv)
+		}
+	}
+	t.Setenv(BackendEnv, "epol")
+	if _, err := ResolveBackend(0); err == nil {
+		t.Error("unknown backend name accepted")
+	}
+	s := &Server{Handler: Echo}
+	if err := s.ListenAndServe("tcp", "127.0.0.1:0"); err == nil || errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve with %s=epol: %v, want an error", BackendEnv, err)
+	}
+	t.Setenv(BackendEnv, "")
+	if got, _ := ResolveBackend(0); got != DefaultBackend {
+		t.Errorf("empty %s: %v, want DefaultBackend", BackendEnv, got)
+	}
+}
