@@ -12,7 +12,8 @@ import (
 // many wakes coalesce into one.
 type waker struct {
 	fd  int
-	buf [8]byte // drain's read buffer and wake's value, kept here so neither allocates
+	one [8]byte // wake's value, kept here so wake does not allocate
+	buf [8]byte // drain's read buffer, for the same reason
 }
 
 func newWaker() (*waker, error) {
@@ -20,7 +21,8 @@ func newWaker() (*waker, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("eventfd", err)
 	}
-	return &waker{fd: fd}, nil
+	// A counter of 1 in either byte order: any non-zero value wakes.
+	return &waker{fd: fd, one: [8]byte{1}}, nil
 }
 
 // readFD is the fd the backend watches.
@@ -29,8 +31,7 @@ func (w *waker) readFD() int { return w.fd }
 // wake makes readFD readable. EAGAIN means the counter is saturated, which
 // is a pending wake already.
 func (w *waker) wake() error {
-	one := [8]byte{1} // little- and big-endian both read a non-zero counter
-	_, err := unix.Write(w.fd, one[:])
+	_, err := unix.Write(w.fd, w.one[:])
 	if err != nil && err != unix.EAGAIN {
 		return os.NewSyscallError("write", err)
 	}
