@@ -1,0 +1,824 @@
+//go:build linux
+
+// Command cpumsg measures the server CPU time per echoed message of the
+// reactor next to a small single-threaded C epoll echo server, side by side
+// in one run.
+//
+//	cd bench && go run ./cmd/cpumsg [-conns 1000] [-size 64] [-duration 10s] [-servers c,reactor] [-rounds 2]
+//
+// It builds the C server (gcc -O2, cepoll/echo.c) and the reactor server
+// (go build ./cmd/reactorecho: Loops=1, epoll), then for each round starts
+// each server in turn (C, reactor, C, reactor, ...) as a child process
+// pinned to one CPU (taskset -c 0), while the load generator, this process,
+// runs pinned to another (it re-executes itself under taskset -c 1).
+//
+// The load generator is one goroutine on one locked OS thread driving all
+// connections through its own epoll: each connection sends -size bytes,
+// waits for the whole echo and sends again (a closed loop, one message in
+// flight per connection). After -warmup it reads the server's utime+stime
+// from /proc/PID/stat, counts the echoes completed for -duration, reads the
+// CPU time again, and reports the server's CPU time divided by the messages
+// echoed. On a two-core machine the load generator can saturate its core
+// before a good server does, so messages per second alone cannot tell
+// servers apart; CPU time per message can.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// noisy is the share of the server's CPU, in percent, taken by something
+// else above which a row is marked as disturbed.
+const noisy = 10
+
+// pinnedEnv marks the process re-executed under taskset.
+const pinnedEnv = "CPUMSG_PINNED"
+
+type config struct {
+	conns     int
+	size      int
+	duration  time.Duration
+	warmup    time.Duration
+	servers   []string
+	rounds    int
+	serverCPU int
+	clientCPU int
+	pprof     string
+	threads   bool
+	procs     int
+	dir       string
+	clkTck    int64
+}
+
+func main() {
+	var cfg config
+	var servers string
+	flag.IntVar(&cfg.conns, "conns", 1000, "client connections")
+	flag.IntVar(&cfg.size, "size", 64, "message size in bytes (at most 16384)")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per server per round")
+	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each measurement")
+	flag.StringVar(&servers, "servers", "c,reactor", "comma-separated servers to measure, in order: c, reactor, and for reference net (Go net package, goroutine per connection), raw (echo.c transcribed to Go, no reactor), rawpark (raw, parking in Go's netpoller when idle); NAME@VAR=VALUE[@VAR=VALUE] adds to a server's environment, e.g. reactor@GOMAXPROCS=2")
+	flag.IntVar(&cfg.rounds, "rounds", 2, "times each server is measured, alternating")
+	flag.IntVar(&cfg.serverCPU, "server-cpu", 0, "CPU the server is pinned to (-1: no pinning)")
+	flag.IntVar(&cfg.clientCPU, "client-cpu", 1, "CPU the load generator is pinned to (-1: no pinning)")
+	flag.StringVar(&cfg.pprof, "pprof", "", "write a CPU profile of the reactor server's last run to `file`")
+	flag.BoolVar(&cfg.threads, "threads", false, "print each server thread's share of the measured CPU time and its context switches")
+	flag.IntVar(&cfg.procs, "gomaxprocs", 0, "GOMAXPROCS of the Go servers (0: Go's default, 1 when pinned to one CPU)")
+	flag.StringVar(&cfg.dir, "dir", "", "the bench module's directory (default: found from the working directory)")
+	flag.Parse()
+	cfg.servers = strings.Split(servers, ",")
+	for _, s := range cfg.servers {
+		if k := kind(s); k != "c" && !slices.Contains(goServers, k) {
+			usage("-servers: unknown server %q (want c, reactor, net, raw or rawpark, each optionally followed by @VAR=VALUE... for its environment)", s)
+		}
+	}
+	if cfg.conns < 1 || cfg.size < 1 || cfg.size > 16384 || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rounds < 1 {
+		usage("want -conns >= 1, 1 <= -size <= 16384, -duration > 0, -warmup >= 0, -rounds >= 1")
+	}
+	pin(cfg.clientCPU)
+	if err := buildAndRun(&cfg); err != nil {
+		fail(err)
+	}
+}
+
+// buildAndRun builds the servers in a temporary directory and measures them.
+func buildAndRun(cfg *config) error {
+	var err error
+	if cfg.dir, err = benchDir(cfg.dir); err != nil {
+		return err
+	}
+	cfg.clkTck = clockTicks()
+	tmp, err := os.MkdirTemp("", "cpumsg")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bins, err := build(cfg.dir, tmp, cfg.servers)
+	if err != nil {
+		return err
+	}
+	return run(cfg, bins)
+}
+
+// goServers are the servers cmd/reactorecho runs, by its -model.
+var goServers = []string{"reactor", "net", "raw", "rawpark"}
+
+// kind returns the server of a -servers entry, without its environment.
+func kind(spec string) string {
+	k, _, _ := strings.Cut(spec, "@")
+	return k
+}
+
+// pin re-executes this program under taskset -c cpu, once, so that every
+// thread of the load generator runs on that CPU (and GOMAXPROCS is 1).
+func pin(cpu int) {
+	if cpu < 0 || os.Getenv(pinnedEnv) != "" {
+		return
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpumsg: no taskset; running unpinned")
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fail(err)
+	}
+	argv := append([]string{"taskset", "-c", strconv.Itoa(cpu), self}, os.Args[1:]...)
+	fail(syscall.Exec(taskset, argv, append(os.Environ(), pinnedEnv+"=1")))
+}
+
+// benchDir finds the bench module: dir if set, else the working directory
+// or one of its parents holding cepoll/echo.c.
+func benchDir(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		for _, c := range []string{d, filepath.Join(d, "bench")} {
+			if _, err := os.Stat(filepath.Join(c, "cepoll", "echo.c")); err == nil {
+				return c, nil
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("cannot find the bench module (cepoll/echo.c) from %s; use -dir", wd)
+		}
+	}
+}
+
+// clockTicks returns the kernel's clock ticks per second (getconf CLK_TCK),
+// the unit of utime and stime in /proc/PID/stat; 100 if getconf fails.
+func clockTicks() int64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100
+}
+
+// build compiles the servers into tmp and returns their binaries by name.
+func build(dir, tmp string, servers []string) (map[string]string, error) {
+	bins := map[string]string{}
+	kinds := make([]string, len(servers))
+	for i, s := range servers {
+		kinds[i] = kind(s)
+	}
+	servers = kinds
+	if slices.Contains(servers, "c") {
+		bin := filepath.Join(tmp, "cepoll")
+		cmd := exec.Command("gcc", "-O2", "-o", bin, filepath.Join(dir, "cepoll", "echo.c"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("gcc: %v\n%s", err, out)
+		}
+		bins["c"] = bin
+	}
+	if slices.ContainsFunc(servers, func(s string) bool { return s != "c" }) {
+		bin := filepath.Join(tmp, "reactorecho")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/reactorecho")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build ./cmd/reactorecho: %v\n%s", err, out)
+		}
+		for _, k := range goServers {
+			bins[k] = bin
+		}
+	}
+	return bins, nil
+}
+
+// result is one measurement of one server.
+type result struct {
+	server     string
+	round      int
+	msgs       int64
+	wall       time.Duration
+	cpu        time.Duration // server utime+stime from /proc/PID/stat
+	sched      time.Duration // server on-CPU time from /proc/PID/task/*/schedstat
+	genCPU     time.Duration // load generator utime+stime
+	cpuBusy    time.Duration // busy time of the server's CPU, /proc/stat (incl. steal)
+	p50, p99   time.Duration
+	cpusAllow  string
+	threadsEnd int
+}
+
+func (r *result) usPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
+
+// otherPct is the share of the server's CPU busy with something else.
+func (r *result) otherPct() float64 {
+	return 100 * max(r.cpuBusy-r.cpu, 0).Seconds() / r.wall.Seconds()
+}
+
+// noisy reports whether something else took more than noisy percent of
+// the server's CPU.
+func (r *result) noisy() bool { return r.cpuBusy > 0 && r.otherPct() > noisy }
+
+func run(cfg *config, bins map[string]string) error {
+	host, _ := os.Hostname()
+	fmt.Printf("cpumsg: %d conns, %d-byte messages, %v per run after %v warm-up, %d round(s), server on CPU %d, load generator on CPU %d, CLK_TCK %d, GOMAXPROCS %d, host %s\n",
+		cfg.conns, cfg.size, cfg.duration, cfg.warmup, cfg.rounds, cfg.serverCPU, cfg.clientCPU, cfg.clkTck, runtime.GOMAXPROCS(0), host)
+	var results []result
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, name := range cfg.servers {
+			profile := ""
+			if kind(name) == "reactor" && round == cfg.rounds {
+				profile = cfg.pprof
+			}
+			r, err := measure(cfg, name, bins[kind(name)], profile)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w", name, round, err)
+			}
+			r.round = round
+			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg\n",
+				name, round, float64(r.msgs)/r.wall.Seconds(), r.usPerMsg())
+			results = append(results, r)
+		}
+	}
+	report(cfg, results)
+	return nil
+}
+
+// report prints one row per measurement and one per server over all rounds,
+// with the ratio of CPU time per message to the C server's.
+func report(cfg *config, results []result) {
+	total := map[string]*result{}
+	for _, r := range results {
+		t := total[r.server]
+		if t == nil {
+			t = &result{server: r.server}
+			total[r.server] = t
+		}
+		t.msgs += r.msgs
+		t.wall += r.wall
+		t.cpu += r.cpu
+		t.sched += r.sched
+		t.genCPU += r.genCPU
+		t.cpuBusy += r.cpuBusy
+		t.p50 = max(t.p50, r.p50)
+		t.p99 = max(t.p99, r.p99)
+	}
+	base := total["c"]
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "server\tround\tconns\tmsg size\tmsgs/s\tp50 us\tp99 us\tserver CPU%\tgen CPU%\tother CPU%\tserver CPU us/msg\tsched us/msg\tratio vs C\t")
+	row := func(r *result, round string) {
+		ratio := "-"
+		if base != nil {
+			ratio = fmt.Sprintf("%.3f", r.usPerMsg()/base.usPerMsg())
+		}
+		other := "-"
+		if r.cpuBusy > 0 {
+			other = fmt.Sprintf("%.1f", r.otherPct())
+			if r.noisy() {
+				other += " !"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.0f\t%d\t%d\t%.1f\t%.1f\t%s\t%.3f\t%.3f\t%s\t\n",
+			r.server, round, cfg.conns, cfg.size, float64(r.msgs)/r.wall.Seconds(),
+			r.p50.Microseconds(), r.p99.Microseconds(),
+			100*r.cpu.Seconds()/r.wall.Seconds(), 100*r.genCPU.Seconds()/r.wall.Seconds(), other,
+			r.usPerMsg(), float64(r.sched.Microseconds())/float64(r.msgs), ratio)
+	}
+	for i := range results {
+		row(&results[i], strconv.Itoa(results[i].round))
+	}
+	seen := map[string]bool{}
+	for _, name := range cfg.servers {
+		if !seen[name] {
+			seen[name] = true
+			row(total[name], "all")
+		}
+	}
+	w.Flush()
+	fmt.Printf("server CPU%%: the server's utime+stime over wall time; other CPU%%: the rest of its CPU's busy time (other processes, steal), a noise gauge (! above %d%%)\n", noisy)
+	fmt.Println("p50/p99 of 'all' rows: the worst round's; ratio vs C: CPU us/msg over the C server's over all rounds")
+	if base == nil {
+		return
+	}
+	// Rounds run minutes apart drift; a server's round against the C round
+	// next to it cancels much of that.
+	cRound := map[int]*result{}
+	best := map[string]float64{}
+	for i, r := range results {
+		if r.server == "c" {
+			cRound[r.round] = &results[i]
+		}
+		if b, ok := best[r.server]; !ok || r.usPerMsg() < b {
+			best[r.server] = r.usPerMsg()
+		}
+	}
+	for _, name := range slices.Compact(slices.Clone(cfg.servers)) {
+		if name == "c" {
+			continue
+		}
+		var ratios, quiet []float64
+		for _, r := range results {
+			if c := cRound[r.round]; r.server == name && c != nil {
+				ratios = append(ratios, r.usPerMsg()/c.usPerMsg())
+				if !r.noisy() && !c.noisy() {
+					quiet = append(quiet, ratios[len(ratios)-1])
+				}
+			}
+		}
+		slices.Sort(ratios)
+		slices.Sort(quiet)
+		fmt.Printf("%s/c CPU per message: all rounds %.3f; per round %.3f median (%.3f..%.3f); best round vs best round %.3f",
+			name, total[name].usPerMsg()/base.usPerMsg(), median(ratios), ratios[0], ratios[len(ratios)-1], best[name]/best["c"])
+		if len(quiet) > 0 {
+			fmt.Printf("; undisturbed round pairs (%d) %.3f median (%.3f..%.3f)\n", len(quiet), median(quiet), quiet[0], quiet[len(quiet)-1])
+		} else {
+			fmt.Printf("; no undisturbed round pair\n")
+		}
+	}
+}
+
+func median(x []float64) float64 {
+	n := len(x)
+	if n%2 == 1 {
+		return x[n/2]
+	}
+	return (x[n/2-1] + x[n/2]) / 2
+}
+
+// server is a running echo server process.
+type server struct {
+	cmd  *exec.Cmd
+	pid  int
+	addr string
+}
+
+// start runs the named server pinned to cpu and waits for its
+// "listening on" line.
+func start(cfg *config, name, bin, profile string) (*server, error) {
+	var args []string
+	switch kind(name) {
+	case "c":
+		args = []string{bin, "127.0.0.1", "0"}
+	case "reactor":
+		args = []string{bin, "-model", "reactor", "-loops", "1", "-backend", "epoll"}
+		if profile != "" {
+			args = append(args, "-cpuprofile", profile)
+		}
+	default:
+		args = []string{bin, "-model", kind(name)}
+	}
+	if cfg.serverCPU >= 0 {
+		taskset, err := exec.LookPath("taskset")
+		if err != nil {
+			return nil, err
+		}
+		// taskset execs the server in place: the pid is the server's.
+		args = append([]string{taskset, "-c", strconv.Itoa(cfg.serverCPU)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, pinnedEnv+"=") || strings.HasPrefix(kv, "GOMAXPROCS=")
+	})
+	if cfg.procs > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", cfg.procs))
+	}
+	if _, env, ok := strings.Cut(name, "@"); ok {
+		cmd.Env = append(cmd.Env, strings.Split(env, "@")...)
+	}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, pid: cmd.Process.Pid}
+	lines := bufio.NewScanner(out)
+	found := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if a, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
+				found <- a
+				break
+			}
+		}
+		close(found)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case a, ok := <-found:
+		if !ok {
+			s.stop()
+			return nil, errors.New("server exited without a listening line")
+		}
+		s.addr = a
+	case <-time.After(10 * time.Second):
+		s.stop()
+		return nil, errors.New("no listening line within 10s")
+	}
+	return s, nil
+}
+
+// stop ends the server with SIGTERM (SIGKILL after 5s) and waits for it.
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		return fmt.Errorf("server %d ignored SIGTERM for 5s: %v", s.pid, <-done)
+	}
+}
+
+// measure starts the server, drives the load and reads its CPU time.
+func measure(cfg *config, name, bin, profile string) (result, error) {
+	r := result{server: name}
+	s, err := start(cfg, name, bin, profile)
+	if err != nil {
+		return r, err
+	}
+	r.cpusAllow = cpusAllowed(s.pid)
+	fmt.Fprintf(os.Stderr, "  %s: pid %d on CPUs %s, %s\n", name, s.pid, r.cpusAllow, s.addr)
+	g, err := newLoad(s.addr, cfg.conns, cfg.size)
+	if err != nil {
+		s.stop()
+		return r, err
+	}
+	defer g.close()
+	err = g.measure(cfg, s.pid, &r)
+	r.threadsEnd = threads(s.pid)
+	g.close()
+	if err2 := s.stop(); err == nil && err2 != nil {
+		err = err2
+	}
+	return r, err
+}
+
+// cpuTime returns the utime+stime of process pid, all its threads, from
+// /proc/PID/stat, and the sum of its threads' on-CPU time from
+// /proc/PID/task/*/schedstat (nanoseconds, a cross-check finer than ticks).
+func cpuTime(pid int, clkTck int64) (stat, sched time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, err
+	}
+	stat = time.Duration((utime + stime) * int64(time.Second) / clkTck)
+
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sched += time.Duration(ns)
+		}
+	}
+	return stat, sched, nil
+}
+
+// cpuBusy returns the non-idle time of CPU cpu from /proc/stat (user, nice,
+// system, irq, softirq, steal), or -1 if cpu is negative or unreadable.
+func cpuBusy(cpu int, clkTck int64) time.Duration {
+	if cpu < 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		var ticks int64
+		for i, f := range strings.Fields(rest) {
+			// user nice system idle iowait irq softirq steal guest guest_nice
+			if i == 3 || i == 4 || i >= 8 {
+				continue
+			}
+			n, _ := strconv.ParseInt(f, 10, 64)
+			ticks += n
+		}
+		return time.Duration(ticks * int64(time.Second) / clkTck)
+	}
+	return -1
+}
+
+// taskStat is one thread's on-CPU time and context switches.
+type taskStat struct {
+	comm        string
+	ns          int64
+	vol, nonvol int64
+}
+
+// taskStats reads every thread of pid from /proc/PID/task.
+func taskStats(pid int) map[string]taskStat {
+	m := map[string]taskStat{}
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, d := range dirs {
+		var t taskStat
+		comm, _ := os.ReadFile(d + "/comm")
+		t.comm = strings.TrimSpace(string(comm))
+		if b, err := os.ReadFile(d + "/schedstat"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				t.ns, _ = strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+		b, _ := os.ReadFile(d + "/status")
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				t.vol, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+				t.nonvol, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+		m[filepath.Base(d)] = t
+	}
+	return m
+}
+
+// printTasks prints each thread's CPU time and context switches over the
+// measured window, per message.
+func printTasks(server string, before, after map[string]taskStat, msgs int64) {
+	tids := slices.Sorted(maps.Keys(after))
+	slices.SortFunc(tids, func(a, b string) int {
+		return int(after[b].ns-before[b].ns) - int(after[a].ns-before[a].ns)
+	})
+	for _, tid := range tids {
+		a, b := after[tid], before[tid]
+		if a.ns == b.ns {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "    %s thread %s (%s): %.3f us/msg on CPU, %d voluntary + %d involuntary context switches (%.4f/msg)\n",
+			server, tid, a.comm, float64(a.ns-b.ns)/1e3/float64(msgs), a.vol-b.vol, a.nonvol-b.nonvol,
+			float64(a.vol-b.vol+a.nonvol-b.nonvol)/float64(msgs))
+	}
+}
+
+// selfCPU returns this process's user+system time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func cpusAllowed(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func threads(pid int) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	return len(tasks)
+}
+
+// load is the load generator: nonblocking client sockets on one epoll,
+// driven by one goroutine on a locked OS thread.
+type load struct {
+	ep      int
+	fds     []int
+	got     []int   // bytes of the current echo received, per connection
+	sent    []int64 // when the current message was sent (ns since start)
+	msg     []byte
+	buf     []byte
+	start   time.Time
+	count   int64
+	record  bool
+	latency []uint32 // microsecond histogram; the last bucket is "or more"
+}
+
+func newLoad(addr string, conns, size int) (*load, error) {
+	ta, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	sa := &syscall.SockaddrInet4{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To4())
+	g := &load{
+		ep:      -1,
+		got:     make([]int, conns),
+		sent:    make([]int64, conns),
+		msg:     make([]byte, size),
+		buf:     make([]byte, size),
+		latency: make([]uint32, 100_001),
+	}
+	for i := range g.msg {
+		g.msg[i] = byte('a' + i%26)
+	}
+	g.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	for i := range conns {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			g.close()
+			return nil, os.NewSyscallError("socket", err)
+		}
+		g.fds = append(g.fds, fd)
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		if err := syscall.Connect(fd, sa); err != nil {
+			g.close()
+			return nil, fmt.Errorf("connection %d: %w", i+1, os.NewSyscallError("connect", err))
+		}
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			g.close()
+			return nil, err
+		}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+		if err := syscall.EpollCtl(g.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			g.close()
+			return nil, os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	return g, nil
+}
+
+func (g *load) close() {
+	for _, fd := range g.fds {
+		syscall.Close(fd)
+	}
+	g.fds = nil
+	if g.ep >= 0 {
+		syscall.Close(g.ep)
+		g.ep = -1
+	}
+}
+
+// measure runs the closed loop: warm-up, then the measured window, bounded
+// by readings of the server's CPU time.
+func (g *load) measure(cfg *config, pid int, r *result) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g.start = time.Now()
+	for i := range g.fds {
+		if err := g.send(i, 0); err != nil {
+			return err
+		}
+	}
+	if err := g.drive(cfg.warmup); err != nil {
+		return err
+	}
+	cpu0, sched0, err := cpuTime(pid, cfg.clkTck)
+	if err != nil {
+		return err
+	}
+	busy0 := cpuBusy(cfg.serverCPU, cfg.clkTck)
+	tasks0 := taskStats(pid)
+	gen0, t0, n0 := selfCPU(), time.Now(), g.count
+	g.record = true
+	if err := g.drive(cfg.duration); err != nil {
+		return err
+	}
+	cpu1, sched1, err := cpuTime(pid, cfg.clkTck)
+	if err != nil {
+		return err
+	}
+	r.wall, r.msgs, r.genCPU = time.Since(t0), g.count-n0, selfCPU()-gen0
+	r.cpu, r.sched = cpu1-cpu0, sched1-sched0
+	if busy0 >= 0 {
+		r.cpuBusy = cpuBusy(cfg.serverCPU, cfg.clkTck) - busy0
+	}
+	if cfg.threads {
+		printTasks(r.server, tasks0, taskStats(pid), r.msgs)
+	}
+	if r.msgs == 0 {
+		return errors.New("no message echoed")
+	}
+	r.p50, r.p99 = g.quantile(0.50), g.quantile(0.99)
+	return nil
+}
+
+// drive serves echoes for d.
+func (g *load) drive(d time.Duration) error {
+	evs := make([]syscall.EpollEvent, 256)
+	end := time.Since(g.start) + d
+	for {
+		n, err := syscall.EpollWait(g.ep, evs, 100)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		now := int64(time.Since(g.start))
+		if time.Duration(now) >= end {
+			return nil
+		}
+		for _, ev := range evs[:n] {
+			if err := g.receive(int(ev.Fd), now); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// receive reads what has come of connection i's echo; a whole echo is
+// counted and answered with the next message.
+func (g *load) receive(i int, now int64) error {
+	n, err := syscall.Read(g.fds[i], g.buf[g.got[i]:])
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return nil
+	case err != nil:
+		return fmt.Errorf("connection %d: %w", i+1, os.NewSyscallError("read", err))
+	case n == 0:
+		return fmt.Errorf("connection %d: server closed it", i+1)
+	}
+	g.got[i] += n
+	if g.got[i] < len(g.msg) {
+		return nil
+	}
+	g.got[i] = 0
+	g.count++
+	if g.record {
+		us := (now - g.sent[i]) / 1000
+		g.latency[min(us, int64(len(g.latency)-1))]++
+	}
+	return g.send(i, now)
+}
+
+// send writes connection i's next message; with one message in flight the
+// socket buffer always has room for it.
+func (g *load) send(i int, now int64) error {
+	n, err := syscall.Write(g.fds[i], g.msg)
+	if err != nil {
+		return fmt.Errorf("connection %d: %w", i+1, os.NewSyscallError("write", err))
+	}
+	if n != len(g.msg) {
+		return fmt.Errorf("connection %d: short write (%d of %d bytes)", i+1, n, len(g.msg))
+	}
+	g.sent[i] = now
+	return nil
+}
+
+// quantile returns the q-quantile of the recorded latencies.
+func (g *load) quantile(q float64) time.Duration {
+	var total uint64
+	for _, c := range g.latency {
+		total += uint64(c)
+	}
+	want := uint64(math.Ceil(q * float64(total)))
+	var seen uint64
+	for us, c := range g.latency {
+		seen += uint64(c)
+		if seen >= want && c > 0 {
+			return time.Duration(us) * time.Microsecond
+		}
+	}
+	return 0
+}
+
+func usage(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "cpumsg: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "cpumsg: %v\n", err)
+	os.Exit(1)
+}

@@ -1,0 +1,164 @@
+// Command reactorecho is the echo server bench/cmd/cpumsg measures: the
+// reactor's multiplexing Server with the Echo handler, in a process of its
+// own so that its CPU time can be read from /proc/PID/stat exactly as the C
+// server's is.
+//
+//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark] [-cpuprofile FILE]
+//
+// It prints "listening on HOST:PORT", then "pid PID", and exits 0 on SIGINT
+// or SIGTERM after closing its clients (and writing the CPU profile).
+// Other models, as points of reference:
+//
+//   - net: goroutine-per-connection on Go's net package.
+//   - raw (linux): the C server (bench/cepoll/echo.c) transcribed to Go with
+//     package syscall, no reactor: what Go itself costs next to C.
+//   - rawpark (linux): raw, but when nothing is ready it parks the goroutine
+//     on the epoll fd through Go's netpoller instead of blocking in
+//     epoll_wait, so no thread sits in a blocking system call.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/muxkit/reactor"
+	"github.com/muxkit/reactor/poller"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	loops := flag.Int("loops", 1, "event loops (reactor model)")
+	backend := flag.String("backend", "epoll", "poller backend (reactor model)")
+	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	flag.Parse()
+
+	be, err := poller.ParseBackend(*backend)
+	if err != nil {
+		usage(err)
+	}
+	if *loops < 1 {
+		usage(fmt.Errorf("-loops %d: want at least 1", *loops))
+	}
+	switch *model {
+	case "reactor", "net", "raw", "rawpark":
+	default:
+		usage(fmt.Errorf("-model %q: want reactor, net, raw or rawpark", *model))
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		finish = func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fail(err)
+			}
+		}
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	switch *model {
+	case "net":
+		err = serveNet(*addr, sig)
+	case "raw", "rawpark":
+		err = serveRaw(*addr, *model == "rawpark", sig)
+	default:
+		err = serveReactor(*addr, be, *loops, sig)
+	}
+	if err != nil {
+		fail(err)
+	}
+	finish()
+}
+
+// finish writes the CPU profile, if one is being taken.
+var finish = func() {}
+
+func serveReactor(addr string, be poller.Backend, loops int, sig <-chan os.Signal) error {
+	s := &reactor.Server{Handler: reactor.Echo, Loops: loops, Backend: be}
+	if err := s.Listen("tcp", addr); err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	ready(s.Addr())
+	select {
+	case err := <-served:
+		return err
+	case <-sig:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		return err
+	}
+	if err := <-served; !errors.Is(err, reactor.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// serveNet echoes on Go's net package, one goroutine per connection.
+func serveNet(addr string, sig <-chan os.Signal) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-sig
+		ln.Close()
+	}()
+	ready(ln.Addr())
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 4<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func ready(addr net.Addr) {
+	fmt.Printf("listening on %v\npid %d\n", addr, os.Getpid())
+}
+
+func usage(err error) {
+	fmt.Fprintf(os.Stderr, "reactorecho: %v\n", err)
+	os.Exit(2)
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "reactorecho: %v\n", err)
+	os.Exit(1)
+}
