@@ -222,7 +222,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		n, err := unix.Read(c.fd, p)
+		n, err := sysRead(c.fd, p)
 		switch {
 		case err == nil && n > 0:
 			return n, nil
@@ -267,7 +267,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	for {
-		n, err := unix.Write(c.fd, p)
+		n, err := sysWrite(c.fd, p)
 		switch {
 		case err == nil:
 			if n < len(p) {

@@ -29,7 +29,7 @@ func writev(fd int, head *chunk) (int, error) {
 		iov[k].SetLen(ch.w - ch.r)
 		k++
 	}
-	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
 	if errno != 0 {
 		return 0, errno
 	}
