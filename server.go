@@ -271,8 +271,9 @@ func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
 		return nil, err
 	}
 	c.active = l.now
-	c.idle = Timer{loop: l, index: -1, fn: c.onIdle}
+	c.idle = Timer{loop: l, index: -1}
 	if s.IdleTimeout > 0 {
+		c.idle.fn = c.onIdle // a closure per connection only when it is used
 		l.schedule(&c.idle, s.IdleTimeout)
 	}
 	return c, nil
