@@ -133,14 +133,27 @@ func (b *base) beginWait(events []Event) error {
 	return nil
 }
 
-// beginWake read-locks fdMu for a Wake; on success the caller must unlock.
-func (b *base) beginWake() error {
+// wake runs a Wake: fn writes to the wake fd, under fdMu read-held so Close
+// cannot release that fd meanwhile.
+func (b *base) wake(fn func() error) error {
 	b.fdMu.RLock()
+	defer b.fdMu.RUnlock()
 	if b.closed.Load() {
-		b.fdMu.RUnlock()
 		return ErrClosed
 	}
-	return nil
+	return fn()
+}
+
+// forget validates a Remove and drops fd from the registry, returning what
+// its slot held; the caller holds mu and then updates the kernel's side.
+func (b *base) forget(fd int) (slot, error) {
+	switch {
+	case b.closed.Load():
+		return slot{}, ErrClosed
+	case fd < 0:
+		return slot{}, ErrBadFD
+	}
+	return b.reg.remove(fd)
 }
 
 // shutdown runs Close's common part: it marks the poller closed, calls wake

@@ -127,13 +127,7 @@ func (p *epoll) Modify(fd int, token uint64, ev Events) error {
 func (p *epoll) Remove(fd int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if fd < 0 {
-		return ErrBadFD
-	}
-	if _, err := p.reg.remove(fd); err != nil {
+	if _, err := p.forget(fd); err != nil {
 		return err
 	}
 	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
@@ -205,11 +199,7 @@ func (p *epoll) collect(events []Event, n int) int {
 
 // Wake makes a blocked or the next Wait return; safe from any goroutine.
 func (p *epoll) Wake() error {
-	if err := p.beginWake(); err != nil {
-		return err
-	}
-	defer p.fdMu.RUnlock()
-	return p.w.wake()
+	return p.base.wake(p.w.wake)
 }
 
 // Close releases the epoll and wake fds; safe from any goroutine.

@@ -131,13 +131,7 @@ func (p *kqueue) Modify(fd int, token uint64, ev Events) error {
 func (p *kqueue) Remove(fd int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if fd < 0 {
-		return ErrBadFD
-	}
-	old, err := p.reg.remove(fd)
+	old, err := p.forget(fd)
 	if err != nil {
 		return err
 	}
@@ -230,11 +224,7 @@ func (p *kqueue) collect(events []Event, n int) int {
 
 // Wake makes a blocked or the next Wait return; safe from any goroutine.
 func (p *kqueue) Wake() error {
-	if err := p.beginWake(); err != nil {
-		return err
-	}
-	defer p.fdMu.RUnlock()
-	return p.wake()
+	return p.base.wake(p.wake)
 }
 
 // Close releases the kqueue and wake fds; safe from any goroutine.

@@ -118,13 +118,7 @@ func (p *pollBackend) Modify(fd int, token uint64, ev Events) error {
 func (p *pollBackend) Remove(fd int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if fd < 0 {
-		return ErrBadFD
-	}
-	old, err := p.reg.remove(fd)
+	old, err := p.forget(fd)
 	if err != nil {
 		return err
 	}
@@ -177,11 +171,7 @@ func (p *pollBackend) event(i int) (Event, bool) {
 
 // Wake makes a blocked or the next Wait return; safe from any goroutine.
 func (p *pollBackend) Wake() error {
-	if err := p.beginWake(); err != nil {
-		return err
-	}
-	defer p.fdMu.RUnlock()
-	return p.w.wake()
+	return p.base.wake(p.w.wake)
 }
 
 // Close releases the wake fds; safe from any goroutine.

@@ -111,13 +111,7 @@ func (p *selectBackend) Modify(fd int, token uint64, ev Events) error {
 func (p *selectBackend) Remove(fd int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if fd < 0 {
-		return ErrBadFD
-	}
-	old, err := p.reg.remove(fd)
+	old, err := p.forget(fd)
 	if err != nil {
 		return err
 	}
@@ -213,11 +207,7 @@ func (p *selectBackend) event(i int) (Event, bool) {
 
 // Wake makes a blocked or the next Wait return; safe from any goroutine.
 func (p *selectBackend) Wake() error {
-	if err := p.beginWake(); err != nil {
-		return err
-	}
-	defer p.fdMu.RUnlock()
-	return p.w.wake()
+	return p.base.wake(p.w.wake)
 }
 
 // Close releases the wake fds; safe from any goroutine.
