@@ -2,6 +2,7 @@ package poller
 
 import (
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,6 +177,28 @@ func (b *base) shutdown(wake func(), release func() error) error {
 func checkOpen(fd int) error {
 	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 	return err
+}
+
+// retry makes a backend's wait system call, sys(timeout), until it returns
+// something other than EINTR, shrinking a positive timeout to the time
+// left; it reports ErrClosed if Close ran meanwhile and names the call in
+// any other error. The caller holds mu (beginWait).
+func (b *base) retry(name string, timeout time.Duration, sys func(time.Duration) (int, error)) (int, error) {
+	end := deadline(timeout)
+	for {
+		n, err := sys(timeout)
+		if b.closed.Load() {
+			return 0, ErrClosed
+		}
+		if err == unix.EINTR {
+			timeout = remaining(timeout, end)
+			continue
+		}
+		if err != nil {
+			return 0, os.NewSyscallError(name, err)
+		}
+		return n, nil
+	}
 }
 
 // deadline is when a positive timeout ends; for other timeouts it is unused.

@@ -147,21 +147,13 @@ func (p *epoll) Wait(events []Event, timeout time.Duration) (int, error) {
 	if len(p.buf) < len(events) {
 		p.buf = make([]unix.EpollEvent, len(events))
 	}
-	end := deadline(timeout)
-	for {
-		n, err := unix.EpollWait(p.epfd, p.buf[:len(events)], millis(timeout))
-		if p.closed.Load() {
-			return 0, ErrClosed
-		}
-		if err == unix.EINTR {
-			timeout = remaining(timeout, end)
-			continue
-		}
-		if err != nil {
-			return 0, os.NewSyscallError("epoll_wait", err)
-		}
-		return p.collect(events, n), nil
+	n, err := p.retry("epoll_wait", timeout, func(d time.Duration) (int, error) {
+		return unix.EpollWait(p.epfd, p.buf[:len(events)], millis(d))
+	})
+	if err != nil {
+		return 0, err
 	}
+	return p.collect(events, n), nil
 }
 
 // collect turns the n kernel events in buf into events. The wake fd or a

@@ -153,26 +153,18 @@ func (p *kqueue) Wait(events []Event, timeout time.Duration) (int, error) {
 	if len(p.buf) < len(events) {
 		p.buf = make([]unix.Kevent_t, len(events))
 	}
-	end := deadline(timeout)
-	for {
+	n, err := p.retry("kevent", timeout, func(d time.Duration) (int, error) {
 		var ts *unix.Timespec
-		if timeout >= 0 {
-			p.ts = unix.NsecToTimespec(int64(timeout))
+		if d >= 0 {
+			p.ts = unix.NsecToTimespec(int64(d))
 			ts = &p.ts
 		}
-		n, err := unix.Kevent(p.kq, nil, p.buf[:len(events)], ts)
-		if p.closed.Load() {
-			return 0, ErrClosed
-		}
-		if err == unix.EINTR {
-			timeout = remaining(timeout, end)
-			continue
-		}
-		if err != nil {
-			return 0, os.NewSyscallError("kevent", err)
-		}
-		return p.collect(events, n), nil
+		return unix.Kevent(p.kq, nil, p.buf[:len(events)], ts)
+	})
+	if err != nil {
+		return 0, err
 	}
+	return p.collect(events, n), nil
 }
 
 // collect merges the kernel's per-filter events in buf[:n] into one Event

@@ -137,26 +137,15 @@ func (p *pollBackend) Wait(events []Event, timeout time.Duration) (int, error) {
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	end := deadline(timeout)
-	for {
-		_, err := p.poll(timeout)
-		if p.closed.Load() {
-			return 0, ErrClosed
-		}
-		if err == unix.EINTR {
-			timeout = remaining(timeout, end)
-			continue
-		}
-		if err != nil {
-			return 0, os.NewSyscallError("poll", err)
-		}
-		if p.fds[0].Revents != 0 {
-			p.w.drain()
-		}
-		var k int
-		p.start, k = scan(len(p.fds)-1, p.start, events, p.event)
-		return k, nil
+	if _, err := p.retry("poll", timeout, p.poll); err != nil {
+		return 0, err
 	}
+	if p.fds[0].Revents != 0 {
+		p.w.drain()
+	}
+	var k int
+	p.start, k = scan(len(p.fds)-1, p.start, events, p.event)
+	return k, nil
 }
 
 // event reports the registration at index i+1 of fds (0 is the waker).

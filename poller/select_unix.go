@@ -136,37 +136,36 @@ func (p *selectBackend) Wait(events []Event, timeout time.Duration) (int, error)
 		return 0, err
 	}
 	defer p.mu.Unlock()
-	end := deadline(timeout)
-	wfd := p.w.readFD()
-	for {
-		p.rout, p.wout = p.rset, p.wset
-		p.rout.Set(wfd)
-		var tv *unix.Timeval
-		if timeout >= 0 {
-			p.tv = unix.NsecToTimeval(int64(timeout))
-			tv = &p.tv
-		}
-		_, err := unix.Select(max(p.maxFD, wfd)+1, &p.rout, &p.wout, nil, tv)
-		if p.closed.Load() {
-			return 0, ErrClosed
-		}
-		if err == unix.EINTR {
-			timeout = remaining(timeout, end)
-			continue
-		}
-		if err == unix.EBADF && p.dropClosed() {
-			// Report the closed fds now, without waiting.
-			p.rout, p.wout = unix.FdSet{}, unix.FdSet{}
-		} else if err != nil {
-			return 0, os.NewSyscallError("select", err)
-		}
-		if p.rout.IsSet(wfd) {
-			p.w.drain()
-		}
-		var k int
-		p.start, k = scan(len(p.fds), p.start, events, p.event)
-		return k, nil
+	if _, err := p.retry("select", timeout, p.sel); err != nil {
+		return 0, err
 	}
+	if p.rout.IsSet(p.w.readFD()) {
+		p.w.drain()
+	}
+	var k int
+	p.start, k = scan(len(p.fds), p.start, events, p.event)
+	return k, nil
+}
+
+// sel makes one select(2) call into the result sets. If a registered fd
+// was closed, select fails with EBADF for the whole set: sel then takes the
+// closed fds out (dropClosed) and returns empty sets, so they are reported
+// at once.
+func (p *selectBackend) sel(timeout time.Duration) (int, error) {
+	wfd := p.w.readFD()
+	p.rout, p.wout = p.rset, p.wset
+	p.rout.Set(wfd)
+	var tv *unix.Timeval
+	if timeout >= 0 {
+		p.tv = unix.NsecToTimeval(int64(timeout))
+		tv = &p.tv
+	}
+	n, err := unix.Select(max(p.maxFD, wfd)+1, &p.rout, &p.wout, nil, tv)
+	if err == unix.EBADF && p.dropClosed() {
+		p.rout, p.wout = unix.FdSet{}, unix.FdSet{}
+		return 0, nil
+	}
+	return n, err
 }
 
 // dropClosed takes registered fds that are no longer open out of the sets
