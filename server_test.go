@@ -8,8 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor/conn"
+	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/poller"
 )
 
@@ -30,45 +29,13 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b poller.Backend)) {
 	}
 }
 
-// openFDs counts this process's open fds (linux), or -1.
-func openFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return len(ents)
-}
+// openFDs is the number of open fds (linux).
+func openFDs() int { return leakcheck.OpenFDs() }
 
-// describeFDs lists the open fds and what they are, for a leak report.
-func describeFDs() string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var b bytes.Buffer
-	for _, e := range ents {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		fmt.Fprintf(&b, "\n\tfd %s -> %s", e.Name(), target)
-	}
-	return b.String()
-}
-
-// checkLeaks records the fd and goroutine counts now and, when the test
-// ends (after every other cleanup), waits up to 5s for both to be back.
+// checkLeaks fails the test if it leaves an fd or a goroutine behind.
 func checkLeaks(t *testing.T) {
 	t.Helper()
-	fds, gs := openFDs(), runtime.NumGoroutine()
-	t.Cleanup(func() {
-		end := time.Now().Add(5 * time.Second)
-		for {
-			nf, ng := openFDs(), runtime.NumGoroutine()
-			if nf <= fds && ng <= gs {
-				return
-			}
-			if time.Now().After(end) {
-				t.Errorf("leak: fds %d -> %d, goroutines %d -> %d%s", fds, nf, gs, ng, describeFDs())
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
-		}
-	})
+	leakcheck.Check(t)
 }
 
 // serve starts s on a loopback port and returns the address; the server is

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/internal/sock"
 )
 
 // waker wakes a blocked Wait through a non-blocking self-pipe whose read end
@@ -17,7 +19,7 @@ type waker struct {
 }
 
 func newWaker() (*waker, error) {
-	r, w, err := pipe()
+	r, w, err := sock.Pipe()
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,6 @@
 //go:build unix && !linux && !dragonfly && !freebsd && !netbsd && !openbsd && !solaris
 
-package poller
+package sock
 
 import (
 	"os"
@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pipe returns a non-blocking, close-on-exec pipe. darwin has no pipe2, so
+// Pipe returns a non-blocking, close-on-exec pipe. darwin has no pipe2, so
 // the flags are set after creation, under syscall.ForkLock so that no child
 // started meanwhile inherits the fds.
-func pipe() (r, w int, err error) {
+func Pipe() (r, w int, err error) {
 	var p [2]int
 	syscall.ForkLock.RLock()
 	err = unix.Pipe(p[:])
@@ -30,6 +30,22 @@ func pipe() (r, w int, err error) {
 			unix.Close(p[1])
 			return -1, -1, os.NewSyscallError("fcntl", err)
 		}
+	}
+	return p[0], p[1], nil
+}
+
+// Socketpair returns a connected pair of blocking, close-on-exec unix
+// stream sockets; close-on-exec is set under syscall.ForkLock, as in Pipe.
+func Socketpair() (a, b int, err error) {
+	syscall.ForkLock.RLock()
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(p[0])
+		unix.CloseOnExec(p[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return -1, -1, os.NewSyscallError("socketpair", err)
 	}
 	return p[0], p[1], nil
 }
