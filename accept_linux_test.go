@@ -125,7 +125,7 @@ func TestAcceptBacksOffWithoutFDs(t *testing.T) {
 			got := make([]byte, len(msg))
 			n, err := unix.Read(fd, got)
 			if err != nil || string(got[:n]) != string(msg) {
-				t.Fatalf("client %d after fds freed: %q, %v", i, got[:n], err)
+				t.Fatalf("client %d after fds freed: %q, %v", i, got[:max(n, 0)], err)
 			}
 		}
 		_ = addr
