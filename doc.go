@@ -24,7 +24,10 @@
 // The layers, each using only those below it: package poller (one Poller
 // interface, four backends), package fdtable (the table of registered fds,
 // whose generation handles travel as poller tokens so that an event for a
-// closed and reused fd is never delivered), and this package.
+// closed and reused fd is never delivered), and this package. Package
+// servers and its subpackages iterative, multiprocess, threadpool and
+// multiplex are the four models as thin reference servers over bare fds,
+// one Serve/Shutdown interface for all; cmd/echoserver runs any of them.
 //
 // # Serving
 //
