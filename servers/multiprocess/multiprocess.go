@@ -222,6 +222,7 @@ type Server struct {
 	stopping bool
 	sigchld  chan os.Signal
 	reaped   chan struct{} // closed when the reaper has stopped
+	devnull  int           // the children's stdin and stdout
 	workers  []int         // prefork: the parent's end of each worker's socket
 }
 
@@ -353,9 +354,12 @@ func (s *Server) spawn(mode string, fd int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("multiprocess: %w", err)
 	}
+	// stdin and stdout are /dev/null, so no child can write to the
+	// parent's stdout; stderr is shared, for a crashing child's report.
+	null := uintptr(s.devnull)
 	attr := &syscall.ProcAttr{
 		Env:   append(os.Environ(), EnvChild+"="+mode),
-		Files: []uintptr{0, 1, 2, uintptr(fd)},
+		Files: []uintptr{null, null, 2, uintptr(fd)},
 	}
 	// The lock is held across the start so the reaper, woken by this
 	// child's SIGCHLD however early, scans a table that has its pid.
@@ -378,6 +382,11 @@ func (s *Server) startReaper() error {
 	if s.sigchld != nil {
 		return errors.New("multiprocess: Server already served")
 	}
+	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("multiprocess: %w", os.NewSyscallError("open "+os.DevNull, err))
+	}
+	s.devnull = null
 	s.children = make(map[int]chan struct{})
 	s.sigchld = make(chan os.Signal, 1)
 	s.reaped = make(chan struct{})
@@ -390,6 +399,7 @@ func (s *Server) stopReaper() {
 	signal.Stop(s.sigchld)
 	close(s.sigchld)
 	<-s.reaped
+	unix.Close(s.devnull)
 }
 
 // reap collects every exited child on each SIGCHLD. Signals coalesce, so
