@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"html"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"time"
+)
+
+// series is one line of the chart: a model (and backend) across
+// connection counts.
+type series struct {
+	name   string
+	conns  []float64
+	rate   []float64 // messages per second
+	p99    []float64 // microseconds
+	colour string
+}
+
+var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"}
+
+// writeSVG draws two panels, throughput and p99 latency against the number
+// of connections (log scale), one line per model/backend, from the rows
+// of the connection sweep. Points where a model served nothing are left
+// out of its line.
+func writeSVG(path string, c *config, rows []Row) error {
+	var ss []*series
+	byName := map[string]*series{}
+	var xs []float64
+	for _, r := range rows {
+		if r.Run != "conns" || r.MsgsPerSec <= 0 {
+			continue
+		}
+		name := r.Model
+		if r.Backend != "" {
+			name += "/" + r.Backend
+		}
+		s := byName[name]
+		if s == nil {
+			s = &series{name: name, colour: palette[len(ss)%len(palette)]}
+			byName[name] = s
+			ss = append(ss, s)
+		}
+		s.conns = append(s.conns, float64(r.Conns))
+		s.rate = append(s.rate, r.MsgsPerSec)
+		s.p99 = append(s.p99, max(r.P99us, 1))
+		if !slices.Contains(xs, float64(r.Conns)) {
+			xs = append(xs, float64(r.Conns))
+		}
+	}
+	if len(ss) == 0 {
+		return fmt.Errorf("-svg: no measurement served any message; nothing to draw")
+	}
+	slices.Sort(xs)
+
+	const (
+		w, h          = 1000, 470
+		top, pw, ph   = 50, 400, 300
+		left1, left2  = 80, 580
+		legendY       = top + ph + 60
+		fontFamily    = "font-family=\"sans-serif\""
+		gridColour    = "#ddd"
+		axisTextStyle = "font-size=\"11\" fill=\"#333\""
+	)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" %s>\n", w, h, w, h, fontFamily)
+	fmt.Fprintf(&b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h)
+	fmt.Fprintf(&b, "<text x=\"%d\" y=\"22\" font-size=\"15\">Echo servers on loopback: %d-byte messages, one in flight per connection (%s/%s, %d CPUs, %s, %s)</text>\n",
+		left1, c.size, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), time.Now().Format("2006-01-02"))
+
+	lx := func(v, left float64) float64 { // log-scale x
+		lo, hi := math.Log10(xs[0]), math.Log10(xs[len(xs)-1])
+		if hi == lo {
+			return left + pw/2
+		}
+		return left + (math.Log10(v)-lo)/(hi-lo)*pw
+	}
+	var maxRate float64
+	lo99, hi99 := math.Inf(1), math.Inf(-1)
+	for _, s := range ss {
+		for i := range s.rate {
+			maxRate = max(maxRate, s.rate[i])
+			lo99, hi99 = min(lo99, s.p99[i]), max(hi99, s.p99[i])
+		}
+	}
+	rateTop := niceCeil(maxRate * 1.05)
+	yRate := func(v float64) float64 { return top + ph - v/rateTop*ph }
+	d0, d1 := math.Floor(math.Log10(lo99)), math.Ceil(math.Log10(hi99))
+	if d1 == d0 {
+		d1++
+	}
+	y99 := func(v float64) float64 { return top + ph - (math.Log10(v)-d0)/(d1-d0)*ph }
+
+	panel := func(left float64, title, ylabel string) {
+		fmt.Fprintf(&b, "<text x=\"%.0f\" y=\"%d\" font-size=\"13\" font-weight=\"bold\">%s</text>\n", left, top-10, html.EscapeString(title))
+		fmt.Fprintf(&b, "<rect x=\"%.0f\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", left, top, pw, ph)
+		for _, x := range xs {
+			px := lx(x, left)
+			fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\"/>\n", px, top, px, top+ph, gridColour)
+			fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" %s>%s</text>\n", px, top+ph+16, axisTextStyle, thousands(x))
+		}
+		fmt.Fprintf(&b, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">connections (log scale)</text>\n", left+pw/2, top+ph+34)
+		fmt.Fprintf(&b, "<text transform=\"translate(%.0f,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", left-58, top+ph/2, html.EscapeString(ylabel))
+	}
+	panel(left1, "Throughput", "echoes per second")
+	for i := 0; i <= 5; i++ {
+		v := rateTop * float64(i) / 5
+		py := yRate(v)
+		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\"/>\n", left1, py, left1+pw, py, gridColour)
+		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" %s>%s</text>\n", left1-6, py+4, axisTextStyle, human(v))
+	}
+	panel(left2, "p99 round-trip latency", "p99 latency (log scale)")
+	for d := d0; d <= d1; d++ {
+		v := math.Pow(10, d)
+		py := y99(v)
+		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\"/>\n", left2, py, left2+pw, py, gridColour)
+		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" %s>%s</text>\n", left2-6, py+4, axisTextStyle, dur(v))
+	}
+	for _, s := range ss {
+		line := func(left float64, ys []float64, f func(float64) float64) {
+			var pts bytes.Buffer
+			for i := range s.conns {
+				fmt.Fprintf(&pts, "%.1f,%.1f ", lx(s.conns[i], left), f(ys[i]))
+			}
+			fmt.Fprintf(&b, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n", bytes.TrimSpace(pts.Bytes()), s.colour)
+			for i := range s.conns {
+				fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx(s.conns[i], left), f(ys[i]), s.colour)
+			}
+		}
+		line(left1, s.rate, yRate)
+		line(left2, s.p99, y99)
+	}
+	// Legend, in rows of five under both panels.
+	for i, s := range ss {
+		x := left1 + (i%5)*180
+		y := legendY + (i/5)*20
+		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>\n", x, y-4, x+22, y-4, s.colour)
+		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n", x+28, y, html.EscapeString(s.name))
+	}
+	fmt.Fprintln(&b, "</svg>")
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func thousands(x float64) string {
+	n := int64(x)
+	if n < 1000 {
+		return fmt.Sprint(n)
+	}
+	return fmt.Sprintf("%s,%03d", thousands(float64(n/1000)), n%1000)
+}

@@ -1,0 +1,357 @@
+// Package loadgen is the load generator cmd/compare (and bench/) drive echo
+// servers with: many TCP connections over loopback, each a closed loop of
+// one message in flight (send, wait for the whole echo, send again), run by
+// one goroutine over the reactor's own poller, allocating nothing per
+// message. The caller pins that goroutine's thread if it wants to; every
+// method runs on the calling goroutine and blocks it.
+package loadgen
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/internal/sock"
+	"github.com/muxkit/reactor/poller"
+)
+
+// Config says what load to put on the server at Addr.
+type Config struct {
+	Addr   string // host:port of a TCP echo server
+	Active int    // connections in the closed loop
+	Idle   int    // connections that echo one message, then stay idle
+	Size   int    // bytes per message; at least 1
+}
+
+// state of one connection.
+const (
+	connecting = iota
+	waiting    // first message sent, no echo yet
+	running    // echoed at least once
+	idle       // an idle connection that has had its one echo
+	gone       // closed or reset by the server
+)
+
+type conn struct {
+	fd     int
+	state  uint8
+	active bool
+	got    int   // bytes of the current echo received
+	sent   int64 // when the current message was sent, ns since start
+	dialed int64 // when connect was called, ns since start
+}
+
+// Gen is a running load: its connections and their counters.
+type Gen struct {
+	cfg    Config
+	p      poller.Poller
+	conns  []conn
+	msg    []byte
+	buf    []byte
+	events []poller.Event
+	start  time.Time
+
+	count   int64 // echoes completed by active connections
+	record  bool
+	latency []uint32 // 1 us buckets; the last one is "that or more"
+	maxLat  int64
+	setup   []time.Duration // connect to first echo, per active connection served
+	pending int             // connections without their first echo
+	closed  int             // connections the server closed or reset
+}
+
+// maxBucket is the latency histogram's range: 200 ms in 1 us buckets.
+const maxBucket = 200_000
+
+// Dial opens the connections (non-blocking connects, all in flight at
+// once), sends the first message on each, and waits until every one has
+// had its first echo or timeout has passed. Connections still waiting
+// then are not an error: a server that serves fewer clients than it has
+// connected (iterative, a full pool) leaves them waiting; Waiting reports
+// how many. A connect that fails is an error.
+func Dial(cfg Config, timeout time.Duration) (*Gen, error) {
+	if cfg.Active < 0 || cfg.Idle < 0 || cfg.Active+cfg.Idle == 0 || cfg.Size < 1 {
+		return nil, fmt.Errorf("loadgen: %d active, %d idle connections of %d-byte messages", cfg.Active, cfg.Idle, cfg.Size)
+	}
+	sa, family, err := sock.Resolve("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	p, err := poller.New(poller.Available()[0])
+	if err != nil {
+		return nil, err
+	}
+	n := cfg.Active + cfg.Idle
+	g := &Gen{
+		cfg:     cfg,
+		p:       p,
+		conns:   make([]conn, 0, n),
+		msg:     make([]byte, cfg.Size),
+		buf:     make([]byte, max(cfg.Size, 64<<10)),
+		events:  make([]poller.Event, 512),
+		start:   time.Now(),
+		latency: make([]uint32, maxBucket+1),
+		setup:   make([]time.Duration, 0, cfg.Active),
+		pending: n,
+	}
+	for i := range g.msg {
+		g.msg[i] = byte('a' + i%26)
+	}
+	for i := range n {
+		// Idle connections first, so the active ones are the newest: a
+		// server that serves only its first clients serves the idle ones.
+		if err := g.connect(sa, family, i >= cfg.Idle); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("loadgen: connection %d of %d: %w", i+1, n, err)
+		}
+	}
+	end := time.Since(g.start) + timeout
+	for g.pending > 0 {
+		left := end - time.Since(g.start)
+		if left <= 0 {
+			break
+		}
+		if err := g.poll(min(left, 100*time.Millisecond)); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func (g *Gen) connect(sa unix.Sockaddr, family int, active bool) error {
+	fd, err := sock.Socket(family)
+	if err != nil {
+		return err
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	i := len(g.conns)
+	g.conns = append(g.conns, conn{fd: fd, active: active, dialed: g.now()})
+	err = unix.Connect(fd, sa)
+	switch {
+	case err == nil:
+		if err := g.p.Add(fd, uint64(i), poller.Readable); err != nil {
+			return err
+		}
+		return g.first(i)
+	case err == unix.EINPROGRESS:
+		return g.p.Add(fd, uint64(i), poller.Writable)
+	default:
+		return os.NewSyscallError("connect", err)
+	}
+}
+
+// first sends connection i's first message once it is connected.
+func (g *Gen) first(i int) error {
+	c := &g.conns[i]
+	c.state = waiting
+	return g.send(i)
+}
+
+func (g *Gen) now() int64 { return int64(time.Since(g.start)) }
+
+// Waiting is the number of connections that have not had their first echo.
+func (g *Gen) Waiting() int { return g.pending }
+
+// Setup is the median time from connect to first echo over the active
+// connections that have had one, and how many those are.
+func (g *Gen) Setup() (median time.Duration, n int) {
+	if len(g.setup) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(g.setup)
+	slices.Sort(s)
+	return s[len(s)/2], len(s)
+}
+
+// Result is what one measured window saw.
+type Result struct {
+	Msgs          int64         // echoes completed
+	Bytes         int64         // bytes echoed (Msgs × Size)
+	Wall          time.Duration // the window's length
+	P50, P99      time.Duration // round-trip latency quantiles
+	P999, Max     time.Duration
+	Waiting       int // connections still without their first echo at the end
+	Closed        int // connections the server closed or reset
+	SetupMedian   time.Duration
+	SetupMeasured int // active connections the setup median is over
+}
+
+// MsgsPerSec is the echo rate over the window.
+func (r Result) MsgsPerSec() float64 { return float64(r.Msgs) / r.Wall.Seconds() }
+
+// Run drives the closed loop for d. With measure, the echoes and their
+// latencies are counted into the Result; without, it is a warm-up.
+func (g *Gen) Run(d time.Duration, measure bool) (Result, error) {
+	if measure {
+		clear(g.latency)
+		g.count, g.maxLat = 0, 0
+	}
+	g.record = measure
+	t0 := time.Now()
+	end := time.Since(g.start) + d
+	for {
+		left := end - time.Since(g.start)
+		if left <= 0 {
+			break
+		}
+		if err := g.poll(min(left, 100*time.Millisecond)); err != nil {
+			return Result{}, err
+		}
+	}
+	r := Result{Wall: time.Since(t0), Waiting: g.pending, Closed: g.closed}
+	if measure {
+		r.Msgs = g.count
+		r.Bytes = g.count * int64(g.cfg.Size)
+		r.P50, r.P99, r.P999 = g.quantile(0.50), g.quantile(0.99), g.quantile(0.999)
+		r.Max = time.Duration(g.maxLat)
+	}
+	r.SetupMedian, r.SetupMeasured = g.Setup()
+	return r, nil
+}
+
+func (g *Gen) poll(timeout time.Duration) error {
+	n, err := g.p.Wait(g.events, timeout)
+	if err != nil {
+		return err
+	}
+	now := g.now()
+	for _, ev := range g.events[:n] {
+		i := int(ev.Token)
+		c := &g.conns[i]
+		switch c.state {
+		case gone:
+			continue
+		case connecting:
+			if err := g.connected(i); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := g.receive(i, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// connected finishes connection i's non-blocking connect.
+func (g *Gen) connected(i int) error {
+	c := &g.conns[i]
+	soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && soerr != 0 {
+		err = unix.Errno(soerr)
+	}
+	if err != nil {
+		return fmt.Errorf("loadgen: connection %d: %w", i+1, os.NewSyscallError("connect", err))
+	}
+	if err := g.p.Modify(c.fd, uint64(i), poller.Readable); err != nil {
+		return err
+	}
+	return g.first(i)
+}
+
+// receive reads what has come of connection i's echo; a whole echo is
+// counted and, on an active connection, answered with the next message.
+func (g *Gen) receive(i int, now int64) error {
+	c := &g.conns[i]
+	n, err := unix.Read(c.fd, g.buf[:len(g.msg)-c.got])
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return nil
+	case err == unix.ECONNRESET || err == nil && n == 0:
+		return g.lost(i)
+	case err != nil:
+		return fmt.Errorf("loadgen: connection %d: %w", i+1, os.NewSyscallError("read", err))
+	}
+	c.got += n
+	if c.got < len(g.msg) {
+		return nil
+	}
+	c.got = 0
+	if c.state == waiting {
+		g.pending--
+		c.state = idle
+		if c.active {
+			c.state = running
+			g.setup = append(g.setup, time.Duration(now-c.dialed))
+		}
+	}
+	if !c.active {
+		return nil
+	}
+	g.count++
+	if g.record {
+		lat := now - c.sent
+		g.latency[min(lat/1000, maxBucket)]++
+		g.maxLat = max(g.maxLat, lat)
+	}
+	return g.send(i)
+}
+
+// lost records that the server closed or reset connection i: a server may
+// refuse clients past a limit, which the result reports rather than fails.
+func (g *Gen) lost(i int) error {
+	c := &g.conns[i]
+	if c.state == waiting {
+		g.pending--
+	}
+	c.state = gone
+	g.closed++
+	return g.p.Remove(c.fd)
+}
+
+// send writes connection i's next message; with one message in flight the
+// socket buffer has room for it.
+func (g *Gen) send(i int) error {
+	c := &g.conns[i]
+	n, err := unix.Write(c.fd, g.msg)
+	if err == unix.EPIPE || err == unix.ECONNRESET {
+		return g.lost(i)
+	}
+	if err != nil {
+		return fmt.Errorf("loadgen: connection %d: %w", i+1, os.NewSyscallError("write", err))
+	}
+	if n != len(g.msg) {
+		return fmt.Errorf("loadgen: connection %d: short write (%d of %d bytes)", i+1, n, len(g.msg))
+	}
+	c.sent = g.now()
+	return nil
+}
+
+// quantile returns the q-quantile of the recorded latencies, to 1 us.
+func (g *Gen) quantile(q float64) time.Duration {
+	var total uint64
+	for _, c := range g.latency {
+		total += uint64(c)
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(total)))
+	var seen uint64
+	for us, c := range g.latency {
+		seen += uint64(c)
+		if seen >= want && c > 0 {
+			if us == maxBucket {
+				return time.Duration(g.maxLat)
+			}
+			return time.Duration(us) * time.Microsecond
+		}
+	}
+	return 0
+}
+
+// Close closes every connection and the poller.
+func (g *Gen) Close() {
+	for _, c := range g.conns {
+		g.p.Remove(c.fd)
+		unix.Close(c.fd)
+	}
+	g.conns = nil
+	g.p.Close()
+}
