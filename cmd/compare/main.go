@@ -63,13 +63,22 @@ import (
 const envServe = "REACTOR_COMPARE_SERVE"
 
 func main() {
-	multiprocess.ServeChild(servers.Echo)
-	if os.Getenv(envServe) != "" {
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
-		os.Exit(echoserver.Run(os.Args[1:], os.Stdout, os.Stderr, sigs))
+	if code, ok := asServer(); ok {
+		os.Exit(code)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// asServer runs this process as what compare re-executes itself as: a
+// multiprocess model's child, or an echo server; ok is false otherwise.
+func asServer() (code int, ok bool) {
+	multiprocess.ServeChild(servers.Echo)
+	if os.Getenv(envServe) == "" {
+		return 0, false
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
+	return echoserver.Run(os.Args[1:], os.Stdout, os.Stderr, sigs), true
 }
 
 type config struct {
