@@ -510,7 +510,7 @@ func TestShutdownDeadlineForcesClose(t *testing.T) {
 }
 
 // loopsOf waits until s serves and returns its loops.
-func loopsOf(t *testing.T, s *Server) []*Loop {
+func loopsOf(t testing.TB, s *Server) []*Loop {
 	t.Helper()
 	end := time.Now().Add(5 * time.Second)
 	for {
