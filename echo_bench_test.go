@@ -62,8 +62,14 @@ func BenchmarkEcho(b *testing.B) {
 }
 
 func benchEcho(b *testing.B, be poller.Backend, n int) {
-	base := clientFDBase(b, be, n)
-	s := startEchoServer(b, be, Echo)
+	benchEchoServer(b, &Server{Handler: Echo, Loops: 1, Backend: be}, n)
+}
+
+// benchEchoServer is BenchmarkEcho's measurement against s, which it starts
+// (s.Handler must echo).
+func benchEchoServer(b *testing.B, s *Server, n int) {
+	base := clientFDBase(b, s.Backend, n)
+	startServer(b, s)
 	addr := s.Addr().(*net.TCPAddr)
 	fds := make([]int, n)
 	for i := range fds {
@@ -81,9 +87,13 @@ func benchEcho(b *testing.B, be poller.Backend, n int) {
 	waitConns(b, s, n)
 
 	workers := min(n, echoClientWorkers)
+	// Contiguous shares, not fd i to worker i%workers: the acceptor deals
+	// connection i to loop i%Loops, and a worker must not end up talking
+	// to one loop only because of that.
 	shares := make([][]int, workers)
 	for i, fd := range fds {
-		shares[i%workers] = append(shares[i%workers], fd)
+		w := i * workers / n
+		shares[w] = append(shares[w], fd)
 	}
 	// The workers start before the timer, so their goroutines and closures
 	// are not counted: the timed loop allocates nothing on the client side.
@@ -377,7 +387,12 @@ func TestEchoIdleRSSClient(t *testing.T) {
 // until the benchmark ends.
 func startEchoServer(b *testing.B, be poller.Backend, h Handler) *Server {
 	b.Helper()
-	s := &Server{Handler: h, Loops: 1, Backend: be}
+	return startServer(b, &Server{Handler: h, Loops: 1, Backend: be})
+}
+
+// startServer serves s on a loopback port until the benchmark ends.
+func startServer(b *testing.B, s *Server) *Server {
+	b.Helper()
 	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
 		b.Fatal(err)
 	}

@@ -35,7 +35,8 @@ type Loop struct {
 	timers timerHeap
 	start  time.Time
 	now    int64 // loop clock: nanoseconds since start, updated after every Wait
-	conns  int   // connections registered on this loop
+	conns  int   // connections registered on this loop and open
+	opened int   // connections ever registered on this loop (tests, benchmarks)
 
 	postMu  sync.Mutex
 	posted  []func()
@@ -202,6 +203,7 @@ func (l *Loop) register(fd int) {
 		return
 	}
 	l.conns++
+	l.opened++
 	l.srv.Handler.OnOpen(c)
 	if c.closed || c.closing {
 		return

@@ -35,8 +35,10 @@ const acceptBatch = 64
 
 // Server serves a listening socket with event loops. Set the fields, then
 // call ListenAndServe, or Listen and Serve, or ServeFD; a Server serves
-// once. Connections are accepted by one acceptor on the first loop and
-// handed to the loops round-robin (see the README for why not SO_REUSEPORT).
+// once. By default connections are accepted by one acceptor on the first
+// loop and handed to the loops round-robin; ReusePort gives each loop a
+// listening socket of its own instead (the package documentation and the
+// README say why the default is the acceptor, with measurements).
 type Server struct {
 	// Handler receives every connection's events; required.
 	Handler Handler
@@ -54,15 +56,30 @@ type Server struct {
 	// MaxConns caps open connections; past it new ones are closed at once.
 	// Zero means no cap.
 	MaxConns int
+	// ReusePort (linux only) makes Listen open one SO_REUSEPORT listening
+	// socket per loop, all on one address, and each loop accepts from its
+	// own: no hand-off between loops, and no loop accepts for the others.
+	// The kernel picks the socket, and so the loop, by a hash of the
+	// client's address and port, so the spread is even only on average
+	// (the default acceptor deals connections out exactly in turn), and the
+	// connections waiting in a busy loop's backlog wait for that loop even
+	// while others idle. Accepting, the fd back-off, MaxConns and Shutdown
+	// behave as without it; Shutdown closes every listener, and a client
+	// still in a listener's backlog then is refused, as with one listener.
+	// Loops is read by Listen. Elsewhere than linux, for a unix socket and
+	// with ServeFD (one socket the caller owns) Listen or Serve returns an
+	// error matching errors.ErrUnsupported, never a silent fallback.
+	ReusePort bool
 
 	mu      sync.Mutex
-	state   int // stateNew, stateServing, stateDone
-	lnfd    int
+	state   int   // stateNew, stateServing, stateDone
+	lnfds   []int // the listening sockets: one, or one per loop with ReusePort
 	ownLn   bool
+	reuse   bool // lnfds came from Listen with ReusePort
 	addr    net.Addr
 	loops   []*Loop
 	backend poller.Backend
-	acc     *acceptor
+	accs    []*acceptor // one per listening socket
 	nconns  atomic.Int64
 	stopped chan struct{} // closed when every loop has returned
 }
@@ -75,18 +92,49 @@ const (
 )
 
 // Listen opens the listening socket (network tcp, tcp4, tcp6 or unix)
-// without serving yet, so Addr is known (port 0 picks a free port).
+// without serving yet, so Addr is known (port 0 picks a free port). With
+// ReusePort it opens one socket per loop: the first picks the port, the
+// others bind to the address the first got.
 func (s *Server) Listen(network, address string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateNew {
 		return fmt.Errorf("reactor: Listen on a Server that already listens or serves")
 	}
+	if s.ReusePort {
+		return s.listenReusePort(network, address)
+	}
 	fd, addr, err := sock.Listen(network, address)
 	if err != nil {
 		return err
 	}
-	s.lnfd, s.ownLn, s.addr, s.state = fd, true, addr, stateListening
+	s.lnfds, s.ownLn, s.addr, s.state = []int{fd}, true, addr, stateListening
+	return nil
+}
+
+// listenReusePort opens the SO_REUSEPORT sockets, one per loop; with s.mu
+// held.
+func (s *Server) listenReusePort(network, address string) error {
+	n := s.Loops
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0) // a negative Loops is refused by Serve
+	}
+	var fds []int
+	var first net.Addr
+	for range n {
+		fd, addr, err := sock.ListenReusePort(network, address)
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return fmt.Errorf("reactor: Server.ReusePort: %w", err)
+		}
+		if first == nil {
+			first, address = addr, addr.String() // the port the first one got
+		}
+		fds = append(fds, fd)
+	}
+	s.lnfds, s.ownLn, s.reuse, s.addr, s.state = fds, true, true, first, stateListening
 	return nil
 }
 
@@ -137,11 +185,16 @@ func (s *Server) ServeFD(fd int) error {
 		s.mu.Unlock()
 		return fmt.Errorf("reactor: ServeFD: negative fd %d", fd)
 	}
+	if s.ReusePort {
+		s.state = stateDone
+		s.mu.Unlock()
+		return fmt.Errorf("reactor: ServeFD serves one socket the caller owns; Server.ReusePort needs one per loop from Listen: %w", errors.ErrUnsupported)
+	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		s.mu.Unlock()
 		return os.NewSyscallError("fcntl", err)
 	}
-	s.lnfd, s.ownLn, s.addr = fd, false, sock.LocalAddr(fd)
+	s.lnfds, s.ownLn, s.addr = []int{fd}, false, sock.LocalAddr(fd)
 	return s.serve()
 }
 
@@ -155,6 +208,9 @@ func (s *Server) config() error {
 	}
 	if err := s.Limits.Validate(); err != nil {
 		return err
+	}
+	if s.ReusePort != s.reuse {
+		return errors.New("reactor: Server.ReusePort changed between Listen and Serve")
 	}
 	b, err := ResolveBackend(s.Backend)
 	if err != nil {
@@ -189,9 +245,7 @@ func (s *Server) serve() error {
 	}
 	if err != nil {
 		s.state = stateDone
-		if s.ownLn {
-			unix.Close(s.lnfd)
-		}
+		s.closeListeners()
 		s.mu.Unlock()
 		return err
 	}
@@ -217,11 +271,24 @@ func (s *Server) serve() error {
 	return ErrServerClosed
 }
 
-// start creates the loops and registers the acceptor; with s.mu held.
+// closeListeners closes the listening sockets the Server opened; with s.mu
+// held, before serving.
+func (s *Server) closeListeners() {
+	if s.ownLn {
+		for _, fd := range s.lnfds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// start creates the loops and registers the acceptors; with s.mu held.
 func (s *Server) start() error {
 	n := s.Loops
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
+	}
+	if s.reuse {
+		n = len(s.lnfds) // one loop per socket, as Listen counted them
 	}
 	for range n {
 		l, err := newLoop(s, s.backend)
@@ -235,19 +302,23 @@ func (s *Server) start() error {
 		s.loops = append(s.loops, l)
 	}
 	s.stopped = make(chan struct{})
-	a := &acceptor{srv: s, loop: s.loops[0], fd: s.lnfd}
-	h, err := a.loop.tab.Put(s.lnfd, a)
-	if err == nil {
-		a.handle = h
-		err = a.loop.p.Add(s.lnfd, uint64(h), poller.Readable)
-	}
-	if err != nil {
-		for _, l := range s.loops {
-			l.p.Close()
+	for i, fd := range s.lnfds {
+		// Without ReusePort: one acceptor on the first loop, dealing out.
+		a := &acceptor{srv: s, loop: s.loops[i], fd: fd, spread: !s.reuse}
+		h, err := a.loop.tab.Put(fd, a)
+		if err == nil {
+			a.handle = h
+			err = a.loop.p.Add(fd, uint64(h), poller.Readable)
 		}
-		return err
+		if err != nil {
+			for _, l := range s.loops {
+				l.p.Close()
+			}
+			s.loops, s.accs = nil, nil
+			return err
+		}
+		s.accs = append(s.accs, a)
 	}
-	s.acc = a
 	return nil
 }
 
@@ -288,8 +359,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	switch s.state {
 	case stateNew, stateListening:
-		if s.state == stateListening && s.ownLn {
-			unix.Close(s.lnfd)
+		if s.state == stateListening {
+			s.closeListeners()
 		}
 		s.state = stateDone
 		s.mu.Unlock()
@@ -304,10 +375,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.state = stateDone
-	loops, acc, stopped := s.loops, s.acc, s.stopped
+	loops, accs, stopped := s.loops, s.accs, s.stopped
 	s.mu.Unlock()
 
-	acc.loop.Post(acc.stop)
+	for _, a := range accs { // each before its loop's beginStop
+		a.loop.Post(a.stop)
+	}
 	for _, l := range loops {
 		l.Post(l.beginStop)
 	}
@@ -353,18 +426,22 @@ func (l *Loop) liveConns() []*Conn {
 	return cs
 }
 
-// acceptor accepts on the listening socket from the first loop and hands
-// connections to the loops in turn.
+// acceptor accepts on one listening socket from its loop. Without
+// ReusePort there is one, on the first loop, and it hands connections to
+// the loops in turn (spread); with ReusePort every loop has one and keeps
+// what it accepts.
 type acceptor struct {
-	srv     *Server
-	loop    *Loop
-	fd      int
-	handle  fdtable.Handle
-	next    int
-	backoff time.Duration
-	paused  bool
-	stopped bool
-	tries   int // accept calls made, for tests of the back-off
+	srv      *Server
+	loop     *Loop
+	fd       int
+	handle   fdtable.Handle
+	spread   bool
+	next     int
+	backoff  time.Duration
+	paused   bool
+	stopped  bool
+	tries    int // accept calls made, for tests of the back-off
+	accepted int // connections accepted, for tests
 }
 
 // onEvent accepts up to acceptBatch connections. When the process or the
@@ -388,11 +465,18 @@ func (a *acceptor) onEvent(poller.Events) {
 			return
 		}
 		a.backoff = 0
-		if s.MaxConns > 0 && s.nconns.Load() >= int64(s.MaxConns) {
+		a.accepted++
+		// Count first, then check: with ReusePort several acceptors count
+		// at once, and a load-then-add could let two pass for one slot.
+		if n := s.nconns.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
+			s.nconns.Add(-1)
 			unix.Close(fd)
 			continue
 		}
-		s.nconns.Add(1)
+		if !a.spread {
+			a.loop.register(fd)
+			continue
+		}
 		l := s.loops[a.next]
 		a.next = (a.next + 1) % len(s.loops)
 		if l == a.loop {

@@ -88,54 +88,82 @@ func TestEchoManyClients(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
 		checkLeaks(t)
 		addr := serve(t, &Server{Handler: Echo, Backend: b, Loops: 2})
-		const clients, msgs = 40, 5
-		var wg sync.WaitGroup
-		errs := make(chan error, clients)
-		for i := range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
+		echoManyClients(t, addr, 40, 5, nil)
+	})
+}
+
+// echoManyClients runs clients concurrent clients against the echo server
+// at addr, each sending msgs random messages of up to 200 KiB and checking
+// every echo. Once every client has connected and had its first echo (or
+// failed), connected runs, if not nil, while all of them stay open.
+func echoManyClients(t *testing.T, addr string, clients, msgs int, connected func()) {
+	t.Helper()
+	var wg, up sync.WaitGroup
+	all := make(chan struct{})
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		up.Add(1)
+		go func() {
+			defer wg.Done()
+			first := true
+			defer func() {
+				if first {
+					up.Done()
+				}
+			}()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			r := rand.New(rand.NewPCG(uint64(i), 1))
+			for range msgs {
+				msg := make([]byte, 1+r.IntN(200<<10))
+				for j := range msg {
+					msg[j] = byte(r.Uint32())
+				}
+				// Write and read concurrently: a large message would
+				// otherwise fill both socket buffers and stall.
+				werr := make(chan error, 1)
+				go func() { _, err := c.Write(msg); werr <- err }()
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(c, got); err != nil {
+					errs <- fmt.Errorf("client %d: read: %w", i, err)
+					return
+				}
+				if err := <-werr; err != nil {
 					errs <- err
 					return
 				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := rand.New(rand.NewPCG(uint64(i), 1))
-				for range msgs {
-					msg := make([]byte, 1+r.IntN(200<<10))
-					for j := range msg {
-						msg[j] = byte(r.Uint32())
-					}
-					// Write and read concurrently: a large message would
-					// otherwise fill both socket buffers and stall.
-					werr := make(chan error, 1)
-					go func() { _, err := c.Write(msg); werr <- err }()
-					got := make([]byte, len(msg))
-					if _, err := io.ReadFull(c, got); err != nil {
-						errs <- fmt.Errorf("client %d: read: %w", i, err)
-						return
-					}
-					if err := <-werr; err != nil {
-						errs <- err
-						return
-					}
-					// bytes.Equal decides; go-cmp, which walks a slice by
-					// reflection, only describes a mismatch.
-					if !bytes.Equal(msg, got) {
-						errs <- fmt.Errorf("client %d: echo of %d bytes differs:\n%s", i, len(msg), cmp.Diff(msg, got))
-						return
-					}
+				// bytes.Equal decides; go-cmp, which walks a slice by
+				// reflection, only describes a mismatch.
+				if !bytes.Equal(msg, got) {
+					errs <- fmt.Errorf("client %d: echo of %d bytes differs:\n%s", i, len(msg), cmp.Diff(msg, got))
+					return
 				}
-			}()
+				if first {
+					first = false
+					up.Done()
+					<-all
+				}
+			}
+		}()
+	}
+	up.Wait()
+	func() {
+		defer close(all) // also when connected fails the test
+		if connected != nil {
+			connected()
 		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-	})
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 func TestHandlerSeesOpenDataClose(t *testing.T) {
@@ -256,7 +284,7 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 // onLoop runs fn on l's goroutine and waits for it.
-func onLoop(t *testing.T, l *Loop, fn func()) {
+func onLoop(t testing.TB, l *Loop, fn func()) {
 	t.Helper()
 	done := make(chan struct{})
 	if err := l.Post(func() { fn(); close(done) }); err != nil {
@@ -349,56 +377,81 @@ func TestPostAndAsyncWrite(t *testing.T) {
 // that only begins reading afterwards.
 func TestShutdownFlushes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
-		checkLeaks(t)
-		payload := make([]byte, 4<<20)
-		for i := range payload {
-			payload[i] = byte(i * 7)
-		}
-		opened := make(chan struct{})
-		reasons := make(chan error, 1)
-		h := HandlerFuncs{
-			Open: func(c *Conn) {
-				c.Write(payload) // far more than the socket buffers: most is queued
-				close(opened)
-			},
-			Close: func(c *Conn, err error) { reasons <- err },
-		}
-		s := &Server{Handler: h, Backend: b, Loops: 1, Limits: conn.Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}}
-		if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Serve() }()
-		client := dial(t, s.Addr().String())
+		shutdownFlushes(t, &Server{Backend: b, Loops: 1}, 1)
+	})
+}
+
+// shutdownFlushes serves with s (its Handler and Limits are set here):
+// clients connect, each is sent 4 MiB on open (most of it queued in the
+// server), Shutdown starts, and only then do the clients read. Every byte
+// must arrive, every OnClose must say ErrServerClosed, Serve must return
+// ErrServerClosed, new dials must be refused, and no fd or goroutine may be
+// left.
+func shutdownFlushes(t *testing.T, s *Server, clients int) {
+	t.Helper()
+	checkLeaks(t)
+	payload := make([]byte, 4<<20)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	opened := make(chan struct{}, clients)
+	reasons := make(chan error, clients)
+	s.Handler = HandlerFuncs{
+		Open: func(c *Conn) {
+			c.Write(payload) // far more than the socket buffers: most is queued
+			opened <- struct{}{}
+		},
+		Close: func(c *Conn, err error) { reasons <- err },
+	}
+	s.Limits = conn.Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}
+	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	cs := make([]net.Conn, clients)
+	for i := range cs {
+		cs[i] = dial(t, s.Addr().String())
+	}
+	for range clients {
 		<-opened
-		shut := make(chan error, 1)
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			shut <- s.Shutdown(ctx)
+			defer wg.Done()
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Errorf("client %d: read: %v", i, err)
+			} else if !bytes.Equal(got, payload) {
+				t.Errorf("client %d got %d bytes, want all %d queued before Shutdown", i, len(got), len(payload))
+			}
 		}()
-		got, err := io.ReadAll(client)
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		if !bytes.Equal(got, payload) {
-			t.Fatalf("client got %d bytes, want all %d queued before Shutdown", len(got), len(payload))
-		}
-		if err := <-shut; err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Fatalf("Serve: %v", err)
-		}
+	}
+	wg.Wait()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	for range clients {
 		if err := <-reasons; !errors.Is(err, ErrServerClosed) {
 			t.Fatalf("close reason %v, want ErrServerClosed", err)
 		}
-		// New clients are refused once the listener is closed.
-		if c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
-			c.Close()
-			t.Fatal("dial after Shutdown succeeded")
-		}
-	})
+	}
+	// New clients are refused once the listeners are closed.
+	if c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("dial after Shutdown succeeded")
+	}
 }
 
 func TestShutdownDeadlineForcesClose(t *testing.T) {
@@ -424,7 +477,7 @@ func TestShutdownDeadlineForcesClose(t *testing.T) {
 }
 
 // loopsOf waits until s serves and returns its loops.
-func loopsOf(t *testing.T, s *Server) []*Loop {
+func loopsOf(t testing.TB, s *Server) []*Loop {
 	t.Helper()
 	end := time.Now().Add(5 * time.Second)
 	for {

@@ -23,6 +23,23 @@ const Backlog = 4096
 // or unix; a tcp address with port 0 gets a free port, which the returned
 // net.Addr shows. SO_REUSEADDR is set on tcp sockets.
 func Listen(network, address string) (fd int, addr net.Addr, err error) {
+	return listen(network, address, false)
+}
+
+// ListenReusePort is Listen with SO_REUSEPORT set before bind, so that
+// several sockets of one user can listen on the same tcp address and the
+// kernel spreads incoming connections among them by a hash of the
+// connection's addresses and ports. Linux only: elsewhere, and for the unix
+// network, the error matches errors.ErrUnsupported (darwin and most BSDs
+// accept the option but do not balance with it).
+func ListenReusePort(network, address string) (fd int, addr net.Addr, err error) {
+	if network == "unix" {
+		return -1, nil, fmt.Errorf("sock: SO_REUSEPORT on a unix socket: %w", errors.ErrUnsupported)
+	}
+	return listen(network, address, true)
+}
+
+func listen(network, address string, reusePort bool) (fd int, addr net.Addr, err error) {
 	sa, family, err := Resolve(network, address)
 	if err != nil {
 		return -1, nil, err
@@ -39,6 +56,11 @@ func Listen(network, address string) (fd int, addr net.Addr, err error) {
 	if family != unix.AF_UNIX {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return -1, nil, os.NewSyscallError("setsockopt", err)
+		}
+	}
+	if reusePort {
+		if err := setReusePort(fd); err != nil {
+			return -1, nil, err
 		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
