@@ -324,28 +324,28 @@ func (s *Server) start() error {
 
 // newConn wraps an accepted fd and registers it on l; on l's goroutine.
 func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
-	cc, err := conn.New(fd, &s.Limits)
-	if err != nil {
+	c := &Conn{loop: l, want: poller.Readable}
+	if err := c.c.Init(fd, &s.Limits); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	c := &Conn{c: cc, loop: l, want: poller.Readable}
 	h, err := l.tab.Put(fd, c)
 	if err != nil {
-		cc.Close()
+		c.c.Close()
 		return nil, err
 	}
 	c.handle = h
 	if err := l.p.Add(fd, uint64(h), poller.Readable); err != nil {
 		l.tab.Delete(h)
-		cc.Close()
+		c.c.Close()
 		return nil, err
 	}
 	c.active = l.now
-	c.idle = Timer{loop: l, index: -1}
 	if s.IdleTimeout > 0 {
-		c.idle.fn = c.onIdle // a closure per connection only when it is used
-		l.schedule(&c.idle, s.IdleTimeout)
+		// The timer and its closure only when they are used.
+		c.idle = &Timer{loop: l, index: -1}
+		c.idle.fn = c.onIdle
+		l.schedule(c.idle, s.IdleTimeout)
 	}
 	return c, nil
 }

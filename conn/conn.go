@@ -86,6 +86,8 @@ var (
 
 	// errClosed is returned by every call on a closed Conn.
 	errClosed = fmt.Errorf("conn: %w", net.ErrClosed)
+	// errInUse is returned by Init of a Conn that is not the zero Conn.
+	errInUse = errors.New("conn: Init of a Conn already in use")
 	// errNoProgress is returned by Flush if writev reports 0 bytes written
 	// without an error, which no stream socket or pipe does; it stops Flush
 	// from spinning.
@@ -170,12 +172,15 @@ func (l Limits) Validate() error {
 //
 // A Conn is not safe for concurrent use: one goroutine, the event loop's,
 // calls all of its methods. No method blocks.
+//
+// The fields are in the order Read and Write touch them, so that a Conn held
+// by value (see Init) puts them on as few cache lines as possible.
 type Conn struct {
 	fd      int     // -1 once closed
-	lim     *Limits // never nil; shared
+	lim     *Limits // never nil once New or Init succeeded; shared
+	pending int     // queued bytes: the sum of w-r over the chunks
 	head    *chunk  // first queued chunk, nil when the queue is empty
 	tail    *chunk  // last queued chunk, nil when the queue is empty
-	pending int     // queued bytes: the sum of w-r over the chunks
 	addrs   *addrs  // allocated by the first LocalAddr or RemoteAddr
 }
 
@@ -186,21 +191,40 @@ type Conn struct {
 // and still belongs to the caller. New allocates the Conn and nothing else;
 // it does not block.
 func New(fd int, lim *Limits) (*Conn, error) {
+	c := new(Conn)
+	if err := c.Init(fd, lim); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Init makes c, which must be the zero Conn, own fd, exactly as New does:
+// for a Conn held by value inside a larger structure, such as an event
+// loop's per-connection state, which then takes one allocation instead of
+// two and keeps the fields serving one event close together in memory.
+// Init of a Conn that New or Init already set up is an error, and so are
+// the cases New reports; on failure c stays the zero Conn and fd stays the
+// caller's. Init does not block, and allocates only the error it returns.
+func (c *Conn) Init(fd int, lim *Limits) error {
+	if c.lim != nil {
+		return errInUse
+	}
 	if fd < 0 {
-		return nil, fmt.Errorf("conn: negative file descriptor %d: %w", fd, unix.EBADF)
+		return fmt.Errorf("conn: negative file descriptor %d: %w", fd, unix.EBADF)
 	}
 	if lim == nil {
 		lim = &defaultLimits
 	} else if err := lim.Validate(); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
+		return os.NewSyscallError("fcntl", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
+		return os.NewSyscallError("fcntl", err)
 	}
-	return &Conn{fd: fd, lim: lim}, nil
+	c.fd, c.lim = fd, lim
+	return nil
 }
 
 // Fd returns the file descriptor, or -1 after Close. The fd stays owned by

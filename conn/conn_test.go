@@ -959,6 +959,35 @@ func TestAddrUnix(t *testing.T) {
 	})
 }
 
+// Init sets up a Conn held by value exactly as New does, once.
+func TestInit(t *testing.T) {
+	a, peer := socketpair(t)
+	var c conn.Conn
+	if err := c.Init(-1, nil); !errors.Is(err, unix.EBADF) {
+		t.Fatalf("Init(-1) = %v, want EBADF", err)
+	}
+	if err := c.Init(a, nil); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Init(a, nil); err == nil {
+		t.Fatal("second Init succeeded")
+	}
+	if c.Fd() != a {
+		t.Fatalf("Fd() = %d, want %d", c.Fd(), a)
+	}
+	if n, err := c.Write([]byte("hi")); n != 2 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	buf := make([]byte, 4)
+	if n, err := unix.Read(peer, buf); n != 2 || err != nil {
+		t.Fatalf("peer read = %d, %v", n, err)
+	}
+	if _, err := c.Read(buf); !errors.Is(err, conn.ErrWouldBlock) {
+		t.Fatalf("Read = %v, want ErrWouldBlock (Init must set O_NONBLOCK)", err)
+	}
+}
+
 // ---- cost ----
 
 // A Conn is small and holds no buffer while idle.
