@@ -299,7 +299,7 @@ type Clients struct {
 	mu      sync.Mutex
 	m       map[*Conn]struct{}
 	closing bool
-	done    chan struct{} // closed when closing and m is empty
+	done    chan struct{} // made by the first Shutdown; closed when m is empty
 }
 
 // Add records c as served. After Shutdown has begun it closes c and
@@ -323,10 +323,10 @@ func (s *Clients) Done(c *Conn) {
 	c.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, had := s.m[c]
 	delete(s.m, c)
-	if s.closing && len(s.m) == 0 && s.done != nil {
+	if had && s.closing && len(s.m) == 0 {
 		close(s.done)
-		s.done = nil
 	}
 }
 
@@ -345,13 +345,14 @@ func (s *Clients) Len() int {
 // once ctx is done and they are all shut down.
 func (s *Clients) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
-	done := make(chan struct{})
-	if len(s.m) == 0 {
-		close(done)
-	} else {
-		s.done = done
+	if !s.closing {
+		s.closing = true
+		s.done = make(chan struct{})
+		if len(s.m) == 0 {
+			close(s.done)
+		}
 	}
+	done := s.done // the same channel for every call
 	live := s.snapshot()
 	s.mu.Unlock()
 	for _, c := range live {

@@ -44,15 +44,16 @@ func listen(network, address string, reusePort bool) (fd int, addr net.Addr, err
 	if err != nil {
 		return -1, nil, err
 	}
-	fd, err = Socket(family)
+	s, err := Socket(family)
 	if err != nil {
 		return -1, nil, err
 	}
 	defer func() {
 		if err != nil {
-			unix.Close(fd)
+			unix.Close(s) // not fd: every failing return sets that to -1
 		}
 	}()
+	fd = s
 	if family != unix.AF_UNIX {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return -1, nil, os.NewSyscallError("setsockopt", err)

@@ -60,6 +60,10 @@ func (s *Server) Serve(ln *servers.Listener) error {
 		return errNilListener
 	}
 	s.mu.Lock()
+	if s.ln != nil {
+		s.mu.Unlock()
+		return errors.New("multiplex: Server already served")
+	}
 	s.ln = ln
 	s.mu.Unlock()
 	return s.server().ServeFD(ln.Fd())

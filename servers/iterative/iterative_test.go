@@ -1,0 +1,173 @@
+package iterative_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/servers"
+	"github.com/muxkit/reactor/servers/iterative"
+)
+
+// TestMain starts the runtime's netpoller (the tests' clients use package
+// net) before any test counts fds, so its fds are in every leak check's
+// baseline.
+func TestMain(m *testing.M) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+	}
+	os.Exit(m.Run())
+}
+
+// start serves s on a loopback port; it returns the address and the
+// channel Serve's result arrives on. The Listener is closed when the test
+// ends, after a Shutdown if the test did not call one.
+func start(t *testing.T, s *iterative.Server) (string, <-chan error) {
+	t.Helper()
+	ln, err := servers.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ln.Close()
+	})
+	return ln.Addr().String(), served
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// echo sends msg on c and checks that it comes back.
+func echo(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("echo of %q: %q, %v", msg, got, err)
+	}
+}
+
+func shutdown(t *testing.T, s *iterative.Server) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+func within(t *testing.T, what string, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		return nil
+	}
+}
+
+// TestServeTwice: a second Serve while the first serves is an error, and
+// the first goes on serving.
+func TestServeTwice(t *testing.T) {
+	leakcheck.Check(t)
+	s := &iterative.Server{}
+	addr, served := start(t, s)
+	c := dial(t, addr)
+	echo(t, c, "first Serve is serving")
+	ln2, err := servers.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	if err := s.Serve(ln2); err == nil || errors.Is(err, servers.ErrServerClosed) {
+		t.Fatalf("second Serve: %v, want an error other than ErrServerClosed", err)
+	}
+	echo(t, c, "still serving")
+	if err := shutdown(t, s); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+		t.Fatalf("Serve: %v, want ErrServerClosed", err)
+	}
+}
+
+// TestShutdownBeforeServe: Serve after Shutdown returns ErrServerClosed at
+// once.
+func TestShutdownBeforeServe(t *testing.T) {
+	leakcheck.Check(t)
+	s := &iterative.Server{}
+	if err := shutdown(t, s); err != nil {
+		t.Fatalf("Shutdown before Serve: %v", err)
+	}
+	ln, err := servers.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown: %v, want ErrServerClosed", err)
+	}
+}
+
+// TestShutdownEndsIdleClient: with a client connected and idle (the
+// handler blocked in Read), Shutdown returns nil, well before its
+// deadline, the client sees end of file and Serve returns ErrServerClosed.
+func TestShutdownEndsIdleClient(t *testing.T) {
+	leakcheck.Check(t)
+	s := &iterative.Server{}
+	addr, served := start(t, s)
+	c := dial(t, addr)
+	echo(t, c, "now idle")
+	if err := shutdown(t, s); err != nil {
+		t.Fatalf("Shutdown with an idle client: %v, want nil", err)
+	}
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("idle client after Shutdown: %d, %v; want io.EOF", n, err)
+	}
+	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+		t.Fatalf("Serve: %v, want ErrServerClosed", err)
+	}
+}
+
+// TestNilHandlerEchoes: a Server with no Handler echoes.
+func TestNilHandlerEchoes(t *testing.T) {
+	leakcheck.Check(t)
+	addr, _ := start(t, &iterative.Server{})
+	echo(t, dial(t, addr), "echoed by servers.Echo")
+}
+
+// TestHandler: a custom Handler's bytes reach the client, and the server
+// closes the connection when the Handler returns.
+func TestHandler(t *testing.T) {
+	leakcheck.Check(t)
+	const greeting = "hello from a custom handler\n"
+	addr, _ := start(t, &iterative.Server{Handler: func(c *servers.Conn) error {
+		_, err := c.Write([]byte(greeting))
+		return err
+	}})
+	got, err := io.ReadAll(dial(t, addr))
+	if err != nil || string(got) != greeting {
+		t.Fatalf("client read %q, %v; want %q then end of file", got, err, greeting)
+	}
+}
