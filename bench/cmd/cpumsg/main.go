@@ -5,6 +5,7 @@
 // in one run.
 //
 //	cd bench && go run ./cmd/cpumsg [-conns 1000] [-size 64] [-duration 10s] [-servers c,reactor] [-rounds 2]
+//	cd bench && go run ./cmd/cpumsg -table -cases 100x64,1000x512 -idle 5000 -servers c,reactor,gnet,net
 //
 // It builds the C server (gcc -O2, cepoll/echo.c) and the reactor server
 // (go build ./cmd/reactorecho: Loops=1, epoll), then for each round starts
@@ -21,6 +22,10 @@
 // echoed. On a two-core machine the load generator can saturate its core
 // before a good server does, so messages per second alone cannot tell
 // servers apart; CPU time per message can.
+//
+// With -cases it measures several connection counts and message sizes in
+// one run, with -idle the server memory per idle connection, and with
+// -table it prints one summary table of everything (table.go).
 package main
 
 import (
@@ -65,6 +70,10 @@ type config struct {
 	procs     int
 	dir       string
 	clkTck    int64
+	cases     []testCase
+	idle      int
+	table     bool
+	out       io.Writer // where the per-case reports go
 }
 
 func main() {
@@ -74,7 +83,7 @@ func main() {
 	flag.IntVar(&cfg.size, "size", 64, "message size in bytes (at most 16384)")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per server per round")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each measurement")
-	flag.StringVar(&servers, "servers", "c,reactor", "comma-separated servers to measure, in order: c, reactor, and for reference net (Go net package, goroutine per connection), raw (echo.c transcribed to Go, no reactor), rawpark (raw, parking in Go's netpoller when idle); NAME@VAR=VALUE[@VAR=VALUE] adds to a server's environment, e.g. reactor@GOMAXPROCS=2")
+	flag.StringVar(&servers, "servers", "c,reactor", "comma-separated servers to measure, in order: c, reactor, gnet, evio, nbio (those libraries, one event loop), and for reference net (Go net package, goroutine per connection), raw (echo.c transcribed to Go, no reactor), rawpark (raw, parking in Go's netpoller when idle); NAME@VAR=VALUE[@VAR=VALUE] adds to a server's environment, e.g. reactor@GOMAXPROCS=2")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "times each server is measured, alternating")
 	flag.IntVar(&cfg.serverCPU, "server-cpu", 0, "CPU the server is pinned to (-1: no pinning)")
 	flag.IntVar(&cfg.clientCPU, "client-cpu", 1, "CPU the load generator is pinned to (-1: no pinning)")
@@ -82,16 +91,37 @@ func main() {
 	flag.BoolVar(&cfg.threads, "threads", false, "print each server thread's share of the measured CPU time and its context switches")
 	flag.IntVar(&cfg.procs, "gomaxprocs", 0, "GOMAXPROCS of the Go servers (0: Go's default, 1 when pinned to one CPU)")
 	flag.StringVar(&cfg.dir, "dir", "", "the bench module's directory (default: found from the working directory)")
+	cases := flag.String("cases", "", "comma-separated CONNSxSIZE cases, e.g. 1x64,1000x512, each measured as -conns and -size would be (default: -conns x -size)")
+	flag.IntVar(&cfg.idle, "idle", 0, "also measure each server's resident memory per idle connection with this many connections (0: don't)")
+	flag.BoolVar(&cfg.table, "table", false, "print one summary table on stdout; the per-case reports go to stderr")
 	flag.Parse()
 	cfg.servers = strings.Split(servers, ",")
 	for _, s := range cfg.servers {
 		if k := kind(s); k != "c" && !slices.Contains(goServers, k) {
-			usage("-servers: unknown server %q (want c, reactor, net, raw or rawpark, each optionally followed by @VAR=VALUE... for its environment)", s)
+			usage("-servers: unknown server %q (want c, reactor, gnet, evio, nbio, net, raw or rawpark, each optionally followed by @VAR=VALUE... for its environment)", s)
 		}
 	}
-	if cfg.conns < 1 || cfg.size < 1 || cfg.size > 16384 || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rounds < 1 {
-		usage("want -conns >= 1, 1 <= -size <= 16384, -duration > 0, -warmup >= 0, -rounds >= 1")
+	if *cases == "" {
+		cfg.cases = []testCase{{cfg.conns, cfg.size}}
+	} else {
+		var err error
+		if cfg.cases, err = parseCases(*cases); err != nil {
+			usage("-cases: %v", err)
+		}
 	}
+	for _, c := range cfg.cases {
+		if c.conns < 1 || c.size < 1 || c.size > 16384 {
+			usage("want -conns >= 1 and 1 <= -size <= 16384 (case %dx%d)", c.conns, c.size)
+		}
+	}
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.rounds < 1 || cfg.idle < 0 {
+		usage("want -duration > 0, -warmup >= 0, -rounds >= 1, -idle >= 0")
+	}
+	cfg.out = os.Stdout
+	if cfg.table {
+		cfg.out = os.Stderr
+	}
+	raiseNoFile()
 	pin(cfg.clientCPU)
 	if err := buildAndRun(&cfg); err != nil {
 		fail(err)
@@ -118,7 +148,7 @@ func buildAndRun(cfg *config) error {
 }
 
 // goServers are the servers cmd/reactorecho runs, by its -model.
-var goServers = []string{"reactor", "net", "raw", "rawpark"}
+var goServers = []string{"reactor", "gnet", "evio", "nbio", "net", "raw", "rawpark"}
 
 // kind returns the server of a -servers entry, without its environment.
 func kind(spec string) string {
@@ -222,6 +252,7 @@ type result struct {
 	p50, p99   time.Duration
 	cpusAllow  string
 	threadsEnd int
+	latency    []uint32 // the load generator's histogram (see load)
 }
 
 func (r *result) usPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -235,9 +266,36 @@ func (r *result) otherPct() float64 {
 // the server's CPU.
 func (r *result) noisy() bool { return r.cpuBusy > 0 && r.otherPct() > noisy }
 
+// run measures every case and, with -idle, every server's idle memory.
 func run(cfg *config, bins map[string]string) error {
+	var all [][]result
+	for _, c := range cfg.cases {
+		one := *cfg
+		one.conns, one.size = c.conns, c.size
+		results, err := runCase(&one, bins)
+		if err != nil {
+			return err
+		}
+		all = append(all, results)
+	}
+	var idle map[string]idleResult
+	if cfg.idle > 0 {
+		var err error
+		if idle, err = measureIdle(cfg, bins); err != nil {
+			return err
+		}
+	}
+	if cfg.table {
+		summary(os.Stdout, cfg, all, idle)
+	}
+	return nil
+}
+
+// runCase measures every server for cfg.conns and cfg.size over the rounds
+// and prints its report.
+func runCase(cfg *config, bins map[string]string) ([]result, error) {
 	host, _ := os.Hostname()
-	fmt.Printf("cpumsg: %d conns, %d-byte messages, %v per run after %v warm-up, %d round(s), server on CPU %d, load generator on CPU %d, CLK_TCK %d, GOMAXPROCS %d, host %s\n",
+	fmt.Fprintf(cfg.out, "cpumsg: %d conns, %d-byte messages, %v per run after %v warm-up, %d round(s), server on CPU %d, load generator on CPU %d, CLK_TCK %d, GOMAXPROCS %d, host %s\n",
 		cfg.conns, cfg.size, cfg.duration, cfg.warmup, cfg.rounds, cfg.serverCPU, cfg.clientCPU, cfg.clkTck, runtime.GOMAXPROCS(0), host)
 	var results []result
 	for round := 1; round <= cfg.rounds; round++ {
@@ -248,7 +306,7 @@ func run(cfg *config, bins map[string]string) error {
 			}
 			r, err := measure(cfg, name, bins[kind(name)], profile)
 			if err != nil {
-				return fmt.Errorf("%s, round %d: %w", name, round, err)
+				return nil, fmt.Errorf("%s, %d conns, %d bytes, round %d: %w", name, cfg.conns, cfg.size, round, err)
 			}
 			r.round = round
 			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg\n",
@@ -257,7 +315,7 @@ func run(cfg *config, bins map[string]string) error {
 		}
 	}
 	report(cfg, results)
-	return nil
+	return results, nil
 }
 
 // report prints one row per measurement and one per server over all rounds,
@@ -280,7 +338,7 @@ func report(cfg *config, results []result) {
 		t.p99 = max(t.p99, r.p99)
 	}
 	base := total["c"]
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	w := tabwriter.NewWriter(cfg.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "server\tround\tconns\tmsg size\tmsgs/s\tp50 us\tp99 us\tserver CPU%\tgen CPU%\tother CPU%\tserver CPU us/msg\tsched us/msg\tratio vs C\t")
 	row := func(r *result, round string) {
 		ratio := "-"
@@ -311,8 +369,8 @@ func report(cfg *config, results []result) {
 		}
 	}
 	w.Flush()
-	fmt.Printf("server CPU%%: the server's utime+stime over wall time; other CPU%%: the rest of its CPU's busy time (other processes, steal), a noise gauge (! above %d%%)\n", noisy)
-	fmt.Println("p50/p99 of 'all' rows: the worst round's; ratio vs C: CPU us/msg over the C server's over all rounds")
+	fmt.Fprintf(cfg.out, "server CPU%%: the server's utime+stime over wall time; other CPU%%: the rest of its CPU's busy time (other processes, steal), a noise gauge (! above %d%%)\n", noisy)
+	fmt.Fprintln(cfg.out, "p50/p99 of 'all' rows: the worst round's; ratio vs C: CPU us/msg over the C server's over all rounds")
 	if base == nil {
 		return
 	}
@@ -343,12 +401,12 @@ func report(cfg *config, results []result) {
 		}
 		slices.Sort(ratios)
 		slices.Sort(quiet)
-		fmt.Printf("%s/c CPU per message: all rounds %.3f; per round %.3f median (%.3f..%.3f); best round vs best round %.3f",
+		fmt.Fprintf(cfg.out, "%s/c CPU per message: all rounds %.3f; per round %.3f median (%.3f..%.3f); best round vs best round %.3f",
 			name, total[name].usPerMsg()/base.usPerMsg(), median(ratios), ratios[0], ratios[len(ratios)-1], best[name]/best["c"])
 		if len(quiet) > 0 {
-			fmt.Printf("; undisturbed round pairs (%d) %.3f median (%.3f..%.3f)\n", len(quiet), median(quiet), quiet[0], quiet[len(quiet)-1])
+			fmt.Fprintf(cfg.out, "; undisturbed round pairs (%d) %.3f median (%.3f..%.3f)\n", len(quiet), median(quiet), quiet[0], quiet[len(quiet)-1])
 		} else {
-			fmt.Printf("; no undisturbed round pair\n")
+			fmt.Fprintf(cfg.out, "; no undisturbed round pair\n")
 		}
 	}
 }
@@ -729,7 +787,8 @@ func (g *load) measure(cfg *config, pid int, r *result) error {
 	if r.msgs == 0 {
 		return errors.New("no message echoed")
 	}
-	r.p50, r.p99 = g.quantile(0.50), g.quantile(0.99)
+	r.latency = slices.Clone(g.latency)
+	r.p50, r.p99 = quantile(r.latency, 0.50), quantile(r.latency, 0.99)
 	return nil
 }
 
@@ -796,15 +855,16 @@ func (g *load) send(i int, now int64) error {
 	return nil
 }
 
-// quantile returns the q-quantile of the recorded latencies.
-func (g *load) quantile(q float64) time.Duration {
+// quantile returns the q-quantile of a latency histogram, one bucket per
+// microsecond.
+func quantile(latency []uint32, q float64) time.Duration {
 	var total uint64
-	for _, c := range g.latency {
+	for _, c := range latency {
 		total += uint64(c)
 	}
 	want := uint64(math.Ceil(q * float64(total)))
 	var seen uint64
-	for us, c := range g.latency {
+	for us, c := range latency {
 		seen += uint64(c)
 		if seen >= want && c > 0 {
 			return time.Duration(us) * time.Microsecond

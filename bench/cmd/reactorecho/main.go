@@ -3,7 +3,7 @@
 // own so that its CPU time can be read from /proc/PID/stat exactly as the C
 // server's is.
 //
-//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark] [-cpuprofile FILE]
+//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark|gnet|evio|nbio] [-cpuprofile FILE]
 //
 // It prints "listening on HOST:PORT", then "pid PID", and exits 0 on SIGINT
 // or SIGTERM after closing its clients (and writing the CPU profile).
@@ -15,6 +15,9 @@
 //   - rawpark (linux): raw, but when nothing is ready it parks the goroutine
 //     on the epoll fd through Go's netpoller instead of blocking in
 //     epoll_wait, so no thread sits in a blocking system call.
+//   - gnet, evio, nbio: github.com/panjf2000/gnet/v2, github.com/tidwall/evio
+//     and github.com/lesismal/nbio, each in one event loop with its own
+//     idiomatic echo (peers.go says how each is configured).
 package main
 
 import (
@@ -37,7 +40,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	loops := flag.Int("loops", 1, "event loops (reactor model)")
 	backend := flag.String("backend", "epoll", "poller backend (reactor model)")
-	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux)")
+	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux); gnet, evio or nbio (those libraries, one event loop)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
 
@@ -49,9 +52,9 @@ func main() {
 		usage(fmt.Errorf("-loops %d: want at least 1", *loops))
 	}
 	switch *model {
-	case "reactor", "net", "raw", "rawpark":
+	case "reactor", "net", "raw", "rawpark", "gnet", "evio", "nbio":
 	default:
-		usage(fmt.Errorf("-model %q: want reactor, net, raw or rawpark", *model))
+		usage(fmt.Errorf("-model %q: want reactor, net, raw, rawpark, gnet, evio or nbio", *model))
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -76,6 +79,12 @@ func main() {
 		err = serveNet(*addr, sig)
 	case "raw", "rawpark":
 		err = serveRaw(*addr, *model == "rawpark", sig)
+	case "gnet":
+		err = serveGnet(*addr, sig)
+	case "evio":
+		err = serveEvio(*addr, sig)
+	case "nbio":
+		err = serveNbio(*addr, sig)
 	default:
 		err = serveReactor(*addr, be, *loops, sig)
 	}
