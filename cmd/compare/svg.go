@@ -18,6 +18,7 @@ type series struct {
 	conns  []float64
 	rate   []float64 // messages per second
 	p99    []float64 // microseconds
+	full   []bool    // every connection was served
 	colour string
 }
 
@@ -26,7 +27,7 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#
 // writeSVG draws two panels, throughput and p99 latency against the number
 // of connections (log scale), one line per model/backend, from the rows
 // of the connection sweep. Points where a model served nothing are left
-// out of its line.
+// out of its line; points where it served only some are drawn hollow.
 func writeSVG(path string, c *config, rows []Row) error {
 	var ss []*series
 	byName := map[string]*series{}
@@ -48,6 +49,7 @@ func writeSVG(path string, c *config, rows []Row) error {
 		s.conns = append(s.conns, float64(r.Conns))
 		s.rate = append(s.rate, r.MsgsPerSec)
 		s.p99 = append(s.p99, max(r.P99us, 1))
+		s.full = append(s.full, r.Waiting == 0 && r.Closed == 0)
 		if !slices.Contains(xs, float64(r.Conns)) {
 			xs = append(xs, float64(r.Conns))
 		}
@@ -58,7 +60,7 @@ func writeSVG(path string, c *config, rows []Row) error {
 	slices.Sort(xs)
 
 	const (
-		w, h          = 1000, 470
+		w             = 1000
 		top, pw, ph   = 50, 400, 300
 		left1, left2  = 80, 580
 		legendY       = top + ph + 60
@@ -66,6 +68,7 @@ func writeSVG(path string, c *config, rows []Row) error {
 		gridColour    = "#ddd"
 		axisTextStyle = "font-size=\"11\" fill=\"#333\""
 	)
+	h := legendY + ((len(ss)+4)/5)*20 + 20
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" %s>\n", w, h, w, h, fontFamily)
 	fmt.Fprintf(&b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h)
@@ -128,7 +131,11 @@ func writeSVG(path string, c *config, rows []Row) error {
 			}
 			fmt.Fprintf(&b, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n", bytes.TrimSpace(pts.Bytes()), s.colour)
 			for i := range s.conns {
-				fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx(s.conns[i], left), f(ys[i]), s.colour)
+				fill := s.colour
+				if !s.full[i] {
+					fill = "white"
+				}
+				fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.5\"/>\n", lx(s.conns[i], left), f(ys[i]), fill, s.colour)
 			}
 		}
 		line(left1, s.rate, yRate)
@@ -141,6 +148,7 @@ func writeSVG(path string, c *config, rows []Row) error {
 		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>\n", x, y-4, x+22, y-4, s.colour)
 		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n", x+28, y, html.EscapeString(s.name))
 	}
+	fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#555\">Hollow points: not every connection was served (the rest waited unanswered, or the server refused them); the figures are for those served.</text>\n", left1, legendY+((len(ss)+4)/5)*20+6)
 	fmt.Fprintln(&b, "</svg>")
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }

@@ -57,15 +57,36 @@ type Gen struct {
 
 	count   int64 // echoes completed by active connections
 	record  bool
-	latency []uint32 // 1 us buckets; the last one is "that or more"
+	latency []uint32 // see bucket
 	maxLat  int64
 	setup   []time.Duration // connect to first echo, per active connection served
 	pending int             // connections without their first echo
 	closed  int             // connections the server closed or reset
 }
 
-// maxBucket is the latency histogram's range: 200 ms in 1 us buckets.
-const maxBucket = 200_000
+// The latency histogram: 1 us buckets up to 100 ms, then 1 ms buckets up
+// to 100 s; the last bucket is "that or more".
+const (
+	fineBuckets = 100_000
+	maxBucket   = 2 * fineBuckets
+)
+
+// bucket is the histogram bucket of a latency of ns nanoseconds.
+func bucket(ns int64) int {
+	us := ns / 1000
+	if us < fineBuckets {
+		return int(us)
+	}
+	return int(min(fineBuckets+(us-fineBuckets)/1000, maxBucket))
+}
+
+// bucketLatency is the lower bound of bucket i.
+func bucketLatency(i int) time.Duration {
+	if i < fineBuckets {
+		return time.Duration(i) * time.Microsecond
+	}
+	return fineBuckets*time.Microsecond + time.Duration(i-fineBuckets)*time.Millisecond
+}
 
 // Dial opens the connections (non-blocking connects, all in flight at
 // once), sends the first message on each, and waits until every one has
@@ -287,7 +308,7 @@ func (g *Gen) receive(i int, now int64) error {
 	g.count++
 	if g.record {
 		lat := now - c.sent
-		g.latency[min(lat/1000, maxBucket)]++
+		g.latency[bucket(lat)]++
 		g.maxLat = max(g.maxLat, lat)
 	}
 	return g.send(i)
@@ -323,7 +344,8 @@ func (g *Gen) send(i int) error {
 	return nil
 }
 
-// quantile returns the q-quantile of the recorded latencies, to 1 us.
+// quantile returns the q-quantile of the recorded latencies, to 1 us
+// below 100 ms and to 1 ms above.
 func (g *Gen) quantile(q float64) time.Duration {
 	var total uint64
 	for _, c := range g.latency {
@@ -334,13 +356,13 @@ func (g *Gen) quantile(q float64) time.Duration {
 	}
 	want := uint64(math.Ceil(q * float64(total)))
 	var seen uint64
-	for us, c := range g.latency {
+	for i, c := range g.latency {
 		seen += uint64(c)
 		if seen >= want && c > 0 {
-			if us == maxBucket {
+			if i == maxBucket {
 				return time.Duration(g.maxLat)
 			}
-			return time.Duration(us) * time.Microsecond
+			return bucketLatency(i)
 		}
 	}
 	return 0
