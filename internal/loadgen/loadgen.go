@@ -8,7 +8,6 @@ package loadgen
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"time"
@@ -57,35 +56,10 @@ type Gen struct {
 
 	count   int64 // echoes completed by active connections
 	record  bool
-	latency []uint32 // see bucket
-	maxLat  int64
+	hist    Histogram
 	setup   []time.Duration // connect to first echo, per active connection served
 	pending int             // connections without their first echo
 	closed  int             // connections the server closed or reset
-}
-
-// The latency histogram: 1 us buckets up to 100 ms, then 1 ms buckets up
-// to 100 s; the last bucket is "that or more".
-const (
-	fineBuckets = 100_000
-	maxBucket   = 2 * fineBuckets
-)
-
-// bucket is the histogram bucket of a latency of ns nanoseconds.
-func bucket(ns int64) int {
-	us := ns / 1000
-	if us < fineBuckets {
-		return int(us)
-	}
-	return int(min(fineBuckets+(us-fineBuckets)/1000, maxBucket))
-}
-
-// bucketLatency is the lower bound of bucket i.
-func bucketLatency(i int) time.Duration {
-	if i < fineBuckets {
-		return time.Duration(i) * time.Microsecond
-	}
-	return fineBuckets*time.Microsecond + time.Duration(i-fineBuckets)*time.Millisecond
 }
 
 // Dial opens the connections (non-blocking connects, all in flight at
@@ -115,7 +89,6 @@ func Dial(cfg Config, timeout time.Duration) (*Gen, error) {
 		buf:     make([]byte, max(cfg.Size, 64<<10)),
 		events:  make([]poller.Event, 512),
 		start:   time.Now(),
-		latency: make([]uint32, maxBucket+1),
 		setup:   make([]time.Duration, 0, cfg.Active),
 		pending: n,
 	}
@@ -196,8 +169,9 @@ type Result struct {
 	Wall          time.Duration // the window's length
 	P50, P99      time.Duration // round-trip latency quantiles
 	P999, Max     time.Duration
-	Waiting       int // connections still without their first echo at the end
-	Closed        int // connections the server closed or reset
+	Latency       *Histogram // the window's round trips, a copy
+	Waiting       int        // connections still without their first echo at the end
+	Closed        int        // connections the server closed or reset
 	SetupMedian   time.Duration
 	SetupMeasured int // active connections the setup median is over
 }
@@ -209,8 +183,8 @@ func (r Result) MsgsPerSec() float64 { return float64(r.Msgs) / r.Wall.Seconds()
 // latencies are counted into the Result; without, it is a warm-up.
 func (g *Gen) Run(d time.Duration, measure bool) (Result, error) {
 	if measure {
-		clear(g.latency)
-		g.count, g.maxLat = 0, 0
+		g.hist.Reset()
+		g.count = 0
 	}
 	g.record = measure
 	t0 := time.Now()
@@ -228,8 +202,9 @@ func (g *Gen) Run(d time.Duration, measure bool) (Result, error) {
 	if measure {
 		r.Msgs = g.count
 		r.Bytes = g.count * int64(g.cfg.Size)
-		r.P50, r.P99, r.P999 = g.quantile(0.50), g.quantile(0.99), g.quantile(0.999)
-		r.Max = time.Duration(g.maxLat)
+		r.Latency = g.hist.Clone()
+		r.P50, r.P99, r.P999 = g.hist.Quantile(0.50), g.hist.Quantile(0.99), g.hist.Quantile(0.999)
+		r.Max = g.hist.Max()
 	}
 	r.SetupMedian, r.SetupMeasured = g.Setup()
 	return r, nil
@@ -307,9 +282,7 @@ func (g *Gen) receive(i int, now int64) error {
 	}
 	g.count++
 	if g.record {
-		lat := now - c.sent
-		g.latency[bucket(lat)]++
-		g.maxLat = max(g.maxLat, lat)
+		g.hist.Add(time.Duration(now - c.sent))
 	}
 	return g.send(i)
 }
@@ -342,30 +315,6 @@ func (g *Gen) send(i int) error {
 	}
 	c.sent = g.now()
 	return nil
-}
-
-// quantile returns the q-quantile of the recorded latencies, to 1 us
-// below 100 ms and to 1 ms above.
-func (g *Gen) quantile(q float64) time.Duration {
-	var total uint64
-	for _, c := range g.latency {
-		total += uint64(c)
-	}
-	if total == 0 {
-		return 0
-	}
-	want := uint64(math.Ceil(q * float64(total)))
-	var seen uint64
-	for i, c := range g.latency {
-		seen += uint64(c)
-		if seen >= want && c > 0 {
-			if i == maxBucket {
-				return time.Duration(g.maxLat)
-			}
-			return bucketLatency(i)
-		}
-	}
-	return 0
 }
 
 // Close closes every connection and the poller.

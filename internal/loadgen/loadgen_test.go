@@ -25,23 +25,37 @@ func TestBuckets(t *testing.T) {
 	}
 }
 
-// TestQuantile: quantiles of a known histogram.
+// TestQuantile: quantiles of a known histogram, and Merge.
 func TestQuantile(t *testing.T) {
-	g := &Gen{latency: make([]uint32, maxBucket+1)}
+	var h Histogram
 	for i := range 100 {
 		d := time.Duration(i+1) * time.Microsecond
 		if i >= 98 {
 			d = time.Duration(i-97) * 300 * time.Millisecond // 300 ms and 600 ms
 		}
-		g.latency[bucket(int64(d))]++
-		g.maxLat = max(g.maxLat, int64(d))
+		h.Add(d)
 	}
-	for _, c := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 50 * time.Microsecond}, {0.98, 98 * time.Microsecond}, {0.99, 300 * time.Millisecond}, {1, 600 * time.Millisecond}} {
-		if got := g.quantile(c.q); got != c.want {
-			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+	check := func(h *Histogram, cases map[float64]time.Duration) {
+		t.Helper()
+		for q, want := range cases {
+			if got := h.Quantile(q); got != want {
+				t.Errorf("Quantile(%v) = %v, want %v", q, got, want)
+			}
 		}
+	}
+	check(&h, map[float64]time.Duration{0.5: 50 * time.Microsecond, 0.98: 98 * time.Microsecond, 0.99: 300 * time.Millisecond, 1: 600 * time.Millisecond})
+	if h.Count() != 100 || h.Max() != 600*time.Millisecond {
+		t.Errorf("Count %d, Max %v", h.Count(), h.Max())
+	}
+	var m Histogram
+	m.Merge(&h)
+	m.Merge(h.Clone())
+	check(&m, map[float64]time.Duration{0.5: 50 * time.Microsecond, 0.99: 300 * time.Millisecond})
+	if m.Count() != 200 {
+		t.Errorf("merged Count %d, want 200", m.Count())
+	}
+	h.Reset()
+	if h.Count() != 0 || h.Quantile(0.5) != 0 {
+		t.Errorf("after Reset: Count %d, median %v", h.Count(), h.Quantile(0.5))
 	}
 }

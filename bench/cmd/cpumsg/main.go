@@ -35,8 +35,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +45,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/muxkit/reactor/internal/loadgen"
 )
 
 // noisy is the share of the server's CPU, in percent, taken by something
@@ -252,7 +252,7 @@ type result struct {
 	p50, p99   time.Duration
 	cpusAllow  string
 	threadsEnd int
-	latency    []uint32 // the load generator's histogram (see load)
+	latency    *loadgen.Histogram // the measured window's round trips
 }
 
 func (r *result) usPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -517,15 +517,17 @@ func measure(cfg *config, name, bin, profile string) (result, error) {
 	}
 	r.cpusAllow = cpusAllowed(s.pid)
 	fmt.Fprintf(os.Stderr, "  %s: pid %d on CPUs %s, %s\n", name, s.pid, r.cpusAllow, s.addr)
-	g, err := newLoad(s.addr, cfg.conns, cfg.size)
+	runtime.LockOSThread() // the generator's thread is pinned (see main)
+	g, err := loadgen.Dial(loadgen.Config{Addr: s.addr, Active: cfg.conns, Size: cfg.size}, 10*time.Second)
+	runtime.UnlockOSThread()
 	if err != nil {
 		s.stop()
 		return r, err
 	}
-	defer g.close()
-	err = g.measure(cfg, s.pid, &r)
+	defer g.Close()
+	err = measureLoad(g, cfg, s.pid, &r)
 	r.threadsEnd = threads(s.pid)
-	g.close()
+	g.Close()
 	if err2 := s.stop(); err == nil && err2 != nil {
 		err = err2
 	}
@@ -674,91 +676,13 @@ func threads(pid int) int {
 	return len(tasks)
 }
 
-// load is the load generator: nonblocking client sockets on one epoll,
-// driven by one goroutine on a locked OS thread.
-type load struct {
-	ep      int
-	fds     []int
-	got     []int   // bytes of the current echo received, per connection
-	sent    []int64 // when the current message was sent (ns since start)
-	msg     []byte
-	buf     []byte
-	start   time.Time
-	count   int64
-	record  bool
-	latency []uint32 // microsecond histogram; the last bucket is "or more"
-}
-
-func newLoad(addr string, conns, size int) (*load, error) {
-	ta, err := net.ResolveTCPAddr("tcp4", addr)
-	if err != nil {
-		return nil, err
-	}
-	sa := &syscall.SockaddrInet4{Port: ta.Port}
-	copy(sa.Addr[:], ta.IP.To4())
-	g := &load{
-		ep:      -1,
-		got:     make([]int, conns),
-		sent:    make([]int64, conns),
-		msg:     make([]byte, size),
-		buf:     make([]byte, size),
-		latency: make([]uint32, 100_001),
-	}
-	for i := range g.msg {
-		g.msg[i] = byte('a' + i%26)
-	}
-	g.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	for i := range conns {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			g.close()
-			return nil, os.NewSyscallError("socket", err)
-		}
-		g.fds = append(g.fds, fd)
-		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		if err := syscall.Connect(fd, sa); err != nil {
-			g.close()
-			return nil, fmt.Errorf("connection %d: %w", i+1, os.NewSyscallError("connect", err))
-		}
-		if err := syscall.SetNonblock(fd, true); err != nil {
-			g.close()
-			return nil, err
-		}
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
-		if err := syscall.EpollCtl(g.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			g.close()
-			return nil, os.NewSyscallError("epoll_ctl", err)
-		}
-	}
-	return g, nil
-}
-
-func (g *load) close() {
-	for _, fd := range g.fds {
-		syscall.Close(fd)
-	}
-	g.fds = nil
-	if g.ep >= 0 {
-		syscall.Close(g.ep)
-		g.ep = -1
-	}
-}
-
-// measure runs the closed loop: warm-up, then the measured window, bounded
-// by readings of the server's CPU time.
-func (g *load) measure(cfg *config, pid int, r *result) error {
+// measureLoad runs the closed loop on g, on this goroutine's thread:
+// warm-up, then the measured window, bounded by readings of the server's
+// CPU time.
+func measureLoad(g *loadgen.Gen, cfg *config, pid int, r *result) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	g.start = time.Now()
-	for i := range g.fds {
-		if err := g.send(i, 0); err != nil {
-			return err
-		}
-	}
-	if err := g.drive(cfg.warmup); err != nil {
+	if _, err := g.Run(cfg.warmup, false); err != nil {
 		return err
 	}
 	cpu0, sched0, err := cpuTime(pid, cfg.clkTck)
@@ -767,16 +691,16 @@ func (g *load) measure(cfg *config, pid int, r *result) error {
 	}
 	busy0 := cpuBusy(cfg.serverCPU, cfg.clkTck)
 	tasks0 := taskStats(pid)
-	gen0, t0, n0 := selfCPU(), time.Now(), g.count
-	g.record = true
-	if err := g.drive(cfg.duration); err != nil {
+	gen0 := selfCPU()
+	res, err := g.Run(cfg.duration, true)
+	if err != nil {
 		return err
 	}
 	cpu1, sched1, err := cpuTime(pid, cfg.clkTck)
 	if err != nil {
 		return err
 	}
-	r.wall, r.msgs, r.genCPU = time.Since(t0), g.count-n0, selfCPU()-gen0
+	r.wall, r.msgs, r.genCPU = res.Wall, res.Msgs, selfCPU()-gen0
 	r.cpu, r.sched = cpu1-cpu0, sched1-sched0
 	if busy0 >= 0 {
 		r.cpuBusy = cpuBusy(cfg.serverCPU, cfg.clkTck) - busy0
@@ -787,90 +711,12 @@ func (g *load) measure(cfg *config, pid int, r *result) error {
 	if r.msgs == 0 {
 		return errors.New("no message echoed")
 	}
-	r.latency = slices.Clone(g.latency)
-	r.p50, r.p99 = quantile(r.latency, 0.50), quantile(r.latency, 0.99)
+	if res.Closed > 0 || res.Waiting > 0 {
+		return fmt.Errorf("%d connections closed by the server, %d never answered", res.Closed, res.Waiting)
+	}
+	r.latency = res.Latency
+	r.p50, r.p99 = res.P50, res.P99
 	return nil
-}
-
-// drive serves echoes for d.
-func (g *load) drive(d time.Duration) error {
-	evs := make([]syscall.EpollEvent, 256)
-	end := time.Since(g.start) + d
-	for {
-		n, err := syscall.EpollWait(g.ep, evs, 100)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("epoll_wait", err)
-		}
-		now := int64(time.Since(g.start))
-		if time.Duration(now) >= end {
-			return nil
-		}
-		for _, ev := range evs[:n] {
-			if err := g.receive(int(ev.Fd), now); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// receive reads what has come of connection i's echo; a whole echo is
-// counted and answered with the next message.
-func (g *load) receive(i int, now int64) error {
-	n, err := syscall.Read(g.fds[i], g.buf[g.got[i]:])
-	switch {
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-		return nil
-	case err != nil:
-		return fmt.Errorf("connection %d: %w", i+1, os.NewSyscallError("read", err))
-	case n == 0:
-		return fmt.Errorf("connection %d: server closed it", i+1)
-	}
-	g.got[i] += n
-	if g.got[i] < len(g.msg) {
-		return nil
-	}
-	g.got[i] = 0
-	g.count++
-	if g.record {
-		us := (now - g.sent[i]) / 1000
-		g.latency[min(us, int64(len(g.latency)-1))]++
-	}
-	return g.send(i, now)
-}
-
-// send writes connection i's next message; with one message in flight the
-// socket buffer always has room for it.
-func (g *load) send(i int, now int64) error {
-	n, err := syscall.Write(g.fds[i], g.msg)
-	if err != nil {
-		return fmt.Errorf("connection %d: %w", i+1, os.NewSyscallError("write", err))
-	}
-	if n != len(g.msg) {
-		return fmt.Errorf("connection %d: short write (%d of %d bytes)", i+1, n, len(g.msg))
-	}
-	g.sent[i] = now
-	return nil
-}
-
-// quantile returns the q-quantile of a latency histogram, one bucket per
-// microsecond.
-func quantile(latency []uint32, q float64) time.Duration {
-	var total uint64
-	for _, c := range latency {
-		total += uint64(c)
-	}
-	want := uint64(math.Ceil(q * float64(total)))
-	var seen uint64
-	for us, c := range latency {
-		seen += uint64(c)
-		if seen >= want && c > 0 {
-			return time.Duration(us) * time.Microsecond
-		}
-	}
-	return 0
 }
 
 func usage(format string, args ...any) {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/muxkit/reactor/internal/loadgen"
 )
 
 // testCase is one connection count and message size to measure.
@@ -177,16 +179,14 @@ func summary(out io.Writer, cfg *config, all [][]result, idle map[string]idleRes
 		for _, r := range results {
 			t := totals[r.server]
 			if t == nil {
-				t = &total{result: result{server: r.server, latency: make([]uint32, len(r.latency))}}
+				t = &total{result: result{server: r.server, latency: new(loadgen.Histogram)}}
 				totals[r.server] = t
 			}
 			t.msgs += r.msgs
 			t.wall += r.wall
 			t.cpu += r.cpu
 			t.disturbed = t.disturbed || r.noisy()
-			for us, n := range r.latency {
-				t.latency[us] += n
-			}
+			t.latency.Merge(r.latency)
 		}
 		ratio := func(t *total, base string) string {
 			b := totals[base]
@@ -205,11 +205,7 @@ func summary(out io.Writer, cfg *config, all [][]result, idle map[string]idleRes
 			if r, ok := idle[name]; ok {
 				mem = fmt.Sprintf("%.0f", r.perConn())
 			}
-			p99 := quantile(t.latency, 0.99).Microseconds()
-			p99s := strconv.FormatInt(p99, 10)
-			if p99 >= int64(len(t.latency)-1) {
-				p99s = ">=" + p99s // the histogram's last bucket
-			}
+			p99s := strconv.FormatInt(t.latency.Quantile(0.99).Microseconds(), 10)
 			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n",
 				name, cfg.cases[i].conns, cfg.cases[i].size, float64(t.msgs)/t.wall.Seconds(),
 				p99s, cpu, ratio(t, "net"), ratio(t, "c"), mem)
