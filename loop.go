@@ -1,8 +1,11 @@
 package reactor
 
 import (
+	"errors"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor/fdtable"
 	"github.com/muxkit/reactor/poller"
@@ -51,7 +54,13 @@ type Loop struct {
 }
 
 func newLoop(srv *Server, backend poller.Backend) (*Loop, error) {
-	p, err := poller.New(backend)
+	var p poller.Poller
+	var err error
+	if srv.NewPoller != nil {
+		p, err = srv.NewPoller()
+	} else {
+		p, err = poller.New(backend)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +145,12 @@ func (l *Loop) run() {
 func (l *Loop) serveOnce(timeout time.Duration) error {
 	n, err := l.p.Wait(l.events, timeout)
 	if err != nil {
-		return err
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		// The contract has Wait retry EINTR, but a Poller from
+		// Server.NewPoller may not: serve timers and posts, wait again.
+		n = 0
 	}
 	l.now = l.clock()
 	for i := range n {

@@ -45,6 +45,10 @@ type Server struct {
 	// Backend is the poller backend; zero means $REACTOR_BACKEND if set,
 	// else DefaultBackend.
 	Backend poller.Backend
+	// NewPoller, if set, gives each loop its poller instead of
+	// poller.New(Backend), for tests (see poller/pollertest) and custom
+	// backends; Backend and $REACTOR_BACKEND are then ignored.
+	NewPoller func() (poller.Poller, error)
 	// Loops is the number of event loops; zero means runtime.GOMAXPROCS(0).
 	Loops int
 	// IdleTimeout closes a connection that has read nothing for this long
@@ -212,6 +216,9 @@ func (s *Server) config() error {
 	if s.ReusePort != s.reuse {
 		return errors.New("reactor: Server.ReusePort changed between Listen and Serve")
 	}
+	if s.NewPoller != nil {
+		return nil // Backend and $REACTOR_BACKEND do not apply
+	}
 	b, err := ResolveBackend(s.Backend)
 	if err != nil {
 		return err
@@ -259,9 +266,17 @@ func (s *Server) serve() error {
 		go func() {
 			defer wg.Done()
 			l.run()
+			if l.err != nil {
+				s.fail(l.err)
+			}
 		}()
 	}
 	wg.Wait()
+	// Every loop has returned, so their acceptors are ours: stop those a
+	// failed loop left registered, closing the listeners the Server opened.
+	for _, a := range s.accs {
+		a.stop()
+	}
 	close(s.stopped)
 	for _, l := range loops {
 		if l.err != nil && !errors.Is(l.err, poller.ErrClosed) {
@@ -269,6 +284,21 @@ func (s *Server) serve() error {
 		}
 	}
 	return ErrServerClosed
+}
+
+// fail ends serving after a loop failed with err: the other loops stop
+// accepting, close their connections now (reason err) and return.
+func (s *Server) fail(err error) {
+	s.mu.Lock()
+	s.state = stateDone
+	loops, accs := s.loops, s.accs
+	s.mu.Unlock()
+	for _, a := range accs {
+		a.loop.Post(a.stop) // ErrServerClosed on the failed loop: serve stops it
+	}
+	for _, l := range loops {
+		l.Post(func() { l.forceStop(err) })
+	}
 }
 
 // closeListeners closes the listening sockets the Server opened; with s.mu
@@ -301,7 +331,6 @@ func (s *Server) start() error {
 		}
 		s.loops = append(s.loops, l)
 	}
-	s.stopped = make(chan struct{})
 	for i, fd := range s.lnfds {
 		// Without ReusePort: one acceptor on the first loop, dealing out.
 		a := &acceptor{srv: s, loop: s.loops[i], fd: fd, spread: !s.reuse}
@@ -319,6 +348,7 @@ func (s *Server) start() error {
 		}
 		s.accs = append(s.accs, a)
 	}
+	s.stopped = make(chan struct{})
 	return nil
 }
 
