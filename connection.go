@@ -3,6 +3,7 @@ package reactor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -144,6 +145,11 @@ func (c *Conn) onEvent(ev poller.Events) {
 			c.active = l.now
 			l.srv.Handler.OnData(c, l.buf[:n])
 		case errors.Is(err, conn.ErrWouldBlock):
+		case errors.Is(err, io.EOF):
+			// The peer has shut its side for writing; it may still read.
+			// Flush what is queued for it, then close (reason io.EOF).
+			c.closeWith(io.EOF)
+			return
 		case err != nil:
 			c.shut(err)
 			return
