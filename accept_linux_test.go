@@ -135,6 +135,11 @@ func acceptBacksOff(t *testing.T, s *Server) {
 		}
 		got := make([]byte, len(msg))
 		n, err := unix.Read(fd, got)
+		for err == unix.EINTR {
+			// With SO_RCVTIMEO set, a signal (the runtime's preemption
+			// SIGURG) interrupts read instead of restarting it.
+			n, err = unix.Read(fd, got)
+		}
 		if err != nil || string(got[:n]) != string(msg) {
 			t.Fatalf("client %d after fds freed: %q, %v", i, got[:max(n, 0)], err)
 		}

@@ -86,6 +86,7 @@ type Server struct {
 	accs    []*acceptor // one per listening socket
 	nconns  atomic.Int64
 	stopped chan struct{} // closed when every loop has returned
+	failed  error         // why serving ended early (fail), if it did
 }
 
 const (
@@ -102,6 +103,9 @@ const (
 func (s *Server) Listen(network, address string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.state == stateDone {
+		return ErrServerClosed
+	}
 	if s.state != stateNew {
 		return fmt.Errorf("reactor: Listen on a Server that already listens or serves")
 	}
@@ -174,7 +178,8 @@ func (s *Server) Serve() error {
 
 // ServeFD serves the listening socket fd, which the caller keeps owning
 // (Shutdown stops watching it but does not close it), until Shutdown; then
-// it returns ErrServerClosed. It blocks the calling goroutine.
+// it returns ErrServerClosed. An fd that is not a listening socket is an
+// error at once. It blocks the calling goroutine.
 func (s *Server) ServeFD(fd int) error {
 	s.mu.Lock()
 	if s.state != stateNew {
@@ -193,6 +198,13 @@ func (s *Server) ServeFD(fd int) error {
 		s.state = stateDone
 		s.mu.Unlock()
 		return fmt.Errorf("reactor: ServeFD serves one socket the caller owns; Server.ReusePort needs one per loop from Listen: %w", errors.ErrUnsupported)
+	}
+	if on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || on == 0 {
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("reactor: ServeFD: fd %d: %w", fd, os.NewSyscallError("getsockopt", err))
+		}
+		return fmt.Errorf("reactor: ServeFD: fd %d is not a listening socket", fd)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		s.mu.Unlock()
@@ -283,13 +295,22 @@ func (s *Server) serve() error {
 			return l.err
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
 	return ErrServerClosed
 }
 
-// fail ends serving after a loop failed with err: the other loops stop
-// accepting, close their connections now (reason err) and return.
+// fail ends serving after a loop or an acceptor failed with err: the loops
+// stop accepting, close their connections now (reason err) and return, and
+// Serve returns err.
 func (s *Server) fail(err error) {
 	s.mu.Lock()
+	if s.failed == nil {
+		s.failed = err
+	}
 	s.state = stateDone
 	loops, accs := s.loops, s.accs
 	s.mu.Unlock()
@@ -491,6 +512,11 @@ func (a *acceptor) onEvent(poller.Events) {
 				continue
 			case sock.IsFDExhausted(err):
 				a.pause()
+			default:
+				// Not a listening socket any more (EINVAL), or worse:
+				// the listener stays readable, so carrying on would spin.
+				a.stop()
+				s.fail(fmt.Errorf("reactor: accept: %w", err))
 			}
 			return
 		}

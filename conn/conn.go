@@ -171,7 +171,8 @@ func (l Limits) Validate() error {
 // holds no buffer while its queue is empty.
 //
 // A Conn is not safe for concurrent use: one goroutine, the event loop's,
-// calls all of its methods. No method blocks.
+// calls all of its methods. No method blocks. The zero Conn is not open:
+// its methods act as after Close (they never touch fd 0).
 //
 // The fields are in the order Read and Write touch them, so that a Conn held
 // by value (see Init) puts them on as few cache lines as possible.
@@ -227,6 +228,10 @@ func (c *Conn) Init(fd int, lim *Limits) error {
 	return nil
 }
 
+// open reports whether c was made by New or Init and is not closed. The
+// zero Conn is not open: its fd field is 0, which is not its to touch.
+func (c *Conn) open() bool { return c.fd >= 0 && c.lim != nil }
+
 // Fd returns the file descriptor, or -1 after Close. The fd stays owned by
 // the Conn: do not close it or change its flags. It does not allocate.
 func (c *Conn) Fd() int { return c.fd }
@@ -239,7 +244,7 @@ func (c *Conn) Fd() int { return c.fd }
 // nil without a syscall. Read does not block and allocates only on the
 // failure paths that build an *os.SyscallError.
 func (c *Conn) Read(p []byte) (int, error) {
-	if c.fd < 0 {
+	if !c.open() {
 		return 0, errClosed
 	}
 	if len(p) == 0 {
@@ -277,7 +282,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // list cannot supply (see the package documentation) and the
 // *os.SyscallError of a failure.
 func (c *Conn) Write(p []byte) (int, error) {
-	if c.fd < 0 {
+	if !c.open() {
 		return 0, errClosed
 	}
 	if len(p) > c.lim.maxQueued()-c.pending {
@@ -319,7 +324,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // block and does not allocate (chunks it empties go back to the free list),
 // except for the *os.SyscallError of a failure.
 func (c *Conn) Flush() error {
-	if c.fd < 0 {
+	if !c.open() {
 		return errClosed
 	}
 	for c.head != nil {
@@ -360,7 +365,7 @@ func (c *Conn) BelowLowWater() bool { return c.pending <= c.lim.lowWater() }
 // *os.SyscallError naming "shutdown"; after Close the error matches
 // net.ErrClosed. It does not block or allocate, except for the error.
 func (c *Conn) CloseWrite() error {
-	if c.fd < 0 {
+	if !c.open() {
 		return errClosed
 	}
 	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
@@ -377,7 +382,7 @@ func (c *Conn) CloseWrite() error {
 // matching net.ErrClosed and does not touch the fd number again (the kernel
 // may have reused it). Close does not block, and allocates only the error.
 func (c *Conn) Close() error {
-	if c.fd < 0 {
+	if !c.open() {
 		return errClosed
 	}
 	fd := c.fd

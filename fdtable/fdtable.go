@@ -126,13 +126,18 @@ type Table[T any] struct {
 	n     int
 }
 
+// maxInitialCap bounds New's pre-sizing: capacity is a hint, and a huge one
+// must not allocate gigabytes up front. Put still grows the table to MaxFD.
+const maxInitialCap = 1 << 20
+
 // New returns an empty Table pre-sized for fds below capacity, so that Put
 // does not allocate for them. A negative capacity is treated as 0, and one
-// above MaxFD+1 as MaxFD+1. New allocates the Table and its slots.
+// above 1<<20 as 1<<20 (Put grows past it). New allocates the Table and its
+// slots.
 func New[T any](capacity int) *Table[T] {
 	t := new(Table[T])
 	if capacity > 0 {
-		t.slots = make([]slot[T], min(uint(capacity), uint(MaxFD)+1))
+		t.slots = make([]slot[T], min(uint(capacity), maxInitialCap))
 	}
 	return t
 }

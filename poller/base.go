@@ -112,7 +112,7 @@ func (b *base) check(fd int, ev Events) error {
 	switch {
 	case b.closed.Load():
 		return ErrClosed
-	case fd < 0:
+	case fd < 0 || fd > math.MaxInt32:
 		return ErrBadFD
 	case ev&^interestMask != 0:
 		return ErrInterest
@@ -151,7 +151,7 @@ func (b *base) forget(fd int) (slot, error) {
 	switch {
 	case b.closed.Load():
 		return slot{}, ErrClosed
-	case fd < 0:
+	case fd < 0 || fd > math.MaxInt32:
 		return slot{}, ErrBadFD
 	}
 	return b.reg.remove(fd)

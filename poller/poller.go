@@ -9,7 +9,7 @@
 //     both, or none) and a 64-bit token chosen by the caller; Modify changes
 //     both; Remove forgets the fd. A duplicate Add is ErrRegistered, a Modify
 //     or Remove of an fd that is not registered is ErrNotRegistered, a
-//     negative fd is ErrBadFD and a closed fd is an error matching
+//     negative (or past int32) fd is ErrBadFD and a closed fd is an error matching
 //     unix.EBADF. Remove an fd before closing it.
 //   - Tokens: every Event carries the token of the registration in force
 //     when Wait collected it. An event loop stores a generation handle there
@@ -126,8 +126,9 @@ var (
 	// ErrClosed is returned by every call on a closed Poller, and by a Wait
 	// that was blocked when Close was called.
 	ErrClosed = errors.New("poller: closed")
-	// ErrBadFD is returned for a negative fd.
-	ErrBadFD = errors.New("poller: negative file descriptor")
+	// ErrBadFD is returned for a negative fd, or one past the int32 range
+	// that file descriptors have in the kernel.
+	ErrBadFD = errors.New("poller: bad file descriptor (negative or past int32)")
 	// ErrRegistered is returned by Add for an fd that is already registered.
 	ErrRegistered = errors.New("poller: file descriptor already registered")
 	// ErrNotRegistered is returned by Modify and Remove for an fd that is

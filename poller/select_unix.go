@@ -3,6 +3,7 @@
 package poller
 
 import (
+	"math"
 	"os"
 	"time"
 	"unsafe"
@@ -157,7 +158,9 @@ func (p *selectBackend) sel(timeout time.Duration) (int, error) {
 	p.rout.Set(wfd)
 	var tv *unix.Timeval
 	if timeout >= 0 {
-		p.tv = unix.NsecToTimeval(int64(timeout))
+		// NsecToTimeval rounds up by adding 999 ns, which overflows for a
+		// timeout near math.MaxInt64 ("forever").
+		p.tv = unix.NsecToTimeval(int64(min(timeout, math.MaxInt64-time.Microsecond)))
 		tv = &p.tv
 	}
 	n, err := unix.Select(max(p.maxFD, wfd)+1, &p.rout, &p.wout, nil, tv)

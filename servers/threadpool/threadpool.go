@@ -25,9 +25,11 @@ package threadpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/muxkit/reactor/servers"
 )
@@ -58,6 +60,7 @@ type Server struct {
 	MaxThreads int
 
 	base   servers.Base
+	served atomic.Bool    // Serve was called: a Server serves once
 	active sync.WaitGroup // PerClient's client threads
 }
 
@@ -67,6 +70,9 @@ type Server struct {
 func (s *Server) Serve(ln *servers.Listener) error {
 	if s.Workers < 0 || s.MaxThreads < 0 {
 		return fmt.Errorf("threadpool: Workers %d, MaxThreads %d: want >= 0", s.Workers, s.MaxThreads)
+	}
+	if ln != nil && s.served.Swap(true) {
+		return errors.New("threadpool: Server already served")
 	}
 	h := s.Handler
 	if h == nil {
