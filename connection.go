@@ -36,12 +36,17 @@ type Conn struct {
 	// and then the connection closes with reason.
 	closing bool
 	closed  bool
-	active  int64     // loop clock of the last read, for the idle timeout
-	c       conn.Conn // by value: one allocation, its hot fields next to ours
-	handle  fdtable.Handle
-	ctx     any
-	idle    *Timer // the idle timeout, reset lazily (see onIdle); nil without one
-	reason  error
+	// draining: the queue is flushed and the sending side shut; what the
+	// peer still sends is read and dropped until its end of file (see
+	// finish).
+	draining bool
+	eof      bool      // the peer's end of file has been read
+	active   int64     // loop clock of the last read, for the idle timeout
+	c        conn.Conn // by value: one allocation, its hot fields next to ours
+	handle   fdtable.Handle
+	ctx      any
+	idle     *Timer // the idle timeout (see onIdle), then the drain's limit; nil without either
+	reason   error
 }
 
 // Write sends b, queueing what the kernel does not take at once; it never
@@ -61,8 +66,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Close closes c after the bytes already written are flushed; OnClose
-// follows with a nil reason. A second Close returns net.ErrClosed.
+// Close closes c after the bytes already written are flushed and, unless
+// the peer has finished sending, after it has read the peer's end of file
+// (for 2 s at most; see the package doc on graceful close); OnClose follows
+// with a nil reason. A second Close returns net.ErrClosed.
 func (c *Conn) Close() error {
 	if c.closed || c.closing {
 		return net.ErrClosed
@@ -71,14 +78,59 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// closeWith starts a graceful close: flush, then close with reason.
+// closeWith starts a graceful close: flush, then finish with reason.
 func (c *Conn) closeWith(reason error) {
 	c.closing, c.reason = true, reason
 	if c.c.Pending() == 0 {
-		c.shut(reason)
+		c.finish()
 		return
 	}
 	c.update()
+}
+
+// drainTimeout bounds how long a closing connection waits for the peer's
+// end of file after its own (see finish).
+const drainTimeout = 2 * time.Second
+
+// finish ends a graceful close once the queue is flushed. Closing a TCP
+// socket that still has unread bytes, or that receives more afterwards,
+// makes the kernel send a reset and throw away what it has not yet
+// transmitted: the flushed bytes would be lost on their way. So unless the
+// peer has finished sending already, or (linux) nothing is unread and every
+// byte sent is acknowledged, finish shuts the sending side (the peer reads
+// end of file after the last byte) and reads and drops what still comes
+// until the peer's end of file, for drainTimeout at most; then the
+// connection closes with c.reason. net/http closes the same way.
+func (c *Conn) finish() {
+	if c.eof || settled(c.c.Fd()) || c.c.CloseWrite() != nil {
+		c.shut(c.reason)
+		return
+	}
+	c.draining = true
+	if c.drain() {
+		return // end of file already: closed
+	}
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.shut(c.reason) })
+	c.update()
+}
+
+// drain reads and drops what the peer sends while draining; at its end of
+// file, or on an error, c closes. It reports whether c closed.
+func (c *Conn) drain() bool {
+	for {
+		_, err := c.c.Read(c.loop.buf)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, conn.ErrWouldBlock):
+			return false
+		}
+		c.shut(c.reason)
+		return true
+	}
 }
 
 // AsyncWrite copies b and has c's loop write it; safe from any goroutine.
@@ -132,6 +184,10 @@ func (c *Conn) String() string {
 // onEvent serves one poller event for c.
 func (c *Conn) onEvent(ev poller.Events) {
 	l := c.loop
+	if c.draining {
+		c.drain()
+		return
+	}
 	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.c.Pending() > 0 {
 		if err := c.c.Flush(); err != nil {
 			c.shut(err)
@@ -148,6 +204,7 @@ func (c *Conn) onEvent(ev poller.Events) {
 		case errors.Is(err, io.EOF):
 			// The peer has shut its side for writing; it may still read.
 			// Flush what is queued for it, then close (reason io.EOF).
+			c.eof = true
 			c.closeWith(io.EOF)
 			return
 		case err != nil:
@@ -159,7 +216,7 @@ func (c *Conn) onEvent(ev poller.Events) {
 		return
 	}
 	if c.closing && c.c.Pending() == 0 {
-		c.shut(c.reason)
+		c.finish()
 		return
 	}
 	c.update()
@@ -177,7 +234,7 @@ func (c *Conn) update() {
 		c.paused = false
 	}
 	var want poller.Events
-	if !c.paused && !c.closing {
+	if !c.paused && !c.closing || c.draining {
 		want = poller.Readable
 	}
 	if c.c.Pending() > 0 {

@@ -89,6 +89,15 @@
 // connection flush its queue, closes them and returns when all loops have
 // ended; if its context ends first, what is left is closed at once.
 //
+// A graceful close (Conn.Close, Shutdown, the idle timeout, a peer's
+// half-close) does not end in a bare close(2): closing a TCP socket that
+// has unread input makes the kernel reset the connection and discard what
+// it has not yet sent, so flushed bytes could still be lost. Unless the
+// peer has finished sending, or (linux) nothing is unread and every byte
+// is acknowledged, the connection shuts its sending side, then reads and
+// drops what the peer still sends until the peer's end of file, for 2 s at
+// most, and only then closes and calls OnClose, as net/http does.
+//
 // The backend is DefaultBackend unless Server.Backend says otherwise or the
 // environment variable REACTOR_BACKEND names one (read when a Server
 // starts; an unknown name is an error, never a silent fallback), the way

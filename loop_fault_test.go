@@ -585,6 +585,12 @@ func TestLoopFaultStaleToken(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// b's client has finished sending: b's graceful Close finds its end of
+	// file at once and closes there and then (see Conn.finish), rather
+	// than draining.
+	if err := cb.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
 	// One batch: a's event first, its handler closes b, then b's event.
 	fs.fake.InjectEvents(
 		poller.Event{Fd: fa, Token: ta, Events: poller.Readable},

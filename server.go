@@ -402,8 +402,8 @@ func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
 }
 
 // Shutdown stops accepting, lets every connection flush what it has
-// queued, closes them (reason ErrServerClosed) and returns when all loops
-// have ended; Serve then returns ErrServerClosed. If ctx ends first, the
+// queued, closes them gracefully (reason ErrServerClosed; see the package
+// doc on graceful close) and returns when all loops have ended; Serve then returns ErrServerClosed. If ctx ends first, the
 // connections still open are closed at once, queued bytes dropped, and
 // ctx's error is returned after the loops end. Safe from any goroutine.
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -428,6 +428,7 @@ func shutdownFlushes(t *testing.T, s *Server, clients int) {
 		go func() {
 			defer wg.Done()
 			got, err := io.ReadAll(c)
+			c.Close() // done: the server's drain (Conn.finish) ends here
 			if err != nil {
 				t.Errorf("client %d: read: %v", i, err)
 			} else if !bytes.Equal(got, payload) {
@@ -700,4 +701,59 @@ func TestBackendEnv(t *testing.T) {
 	if got, _ := ResolveBackend(0); got != DefaultBackend {
 		t.Errorf("empty %s: %v, want DefaultBackend", BackendEnv, got)
 	}
+}
+
+// TestShutdownNoResetLoss: a client that sends without reading has its
+// bytes sitting unread in the server's socket when Shutdown closes it.
+// Closing a socket with unread input makes the kernel send a reset and
+// drop what it has not yet transmitted, so every byte the server flushed
+// must still reach the client: Conn.finish shuts the sending side and
+// drains before it closes.
+func TestShutdownNoResetLoss(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		var echoed atomic.Int64
+		h := HandlerFuncs{Data: func(c *Conn, data []byte) {
+			if n, err := c.Write(data); err == nil {
+				echoed.Add(int64(n))
+			}
+		}}
+		lim := conn.Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
+		s := &Server{Handler: h, Backend: b, Loops: 1, Limits: lim}
+		if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve() }()
+		c := dial(t, s.Addr().String())
+		// Fill both directions: the server pauses reading this client, and
+		// what it sends stays unread on the server's side.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		sent, _ := c.Write(make([]byte, 32<<20))
+		if sent >= 32<<20 {
+			t.Fatal("the server took every byte of a client that never reads")
+		}
+		shut := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			shut <- s.Shutdown(ctx)
+		}()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.Copy(io.Discard, c)
+		c.Close()
+		if err != nil {
+			t.Errorf("client read: %v (a reset?) after %d bytes", err, got)
+		}
+		if err := <-shut; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+		if got != echoed.Load() {
+			t.Fatalf("client received %d bytes, the server's Writes took %d", got, echoed.Load())
+		}
+		t.Logf("sent %d, echoed and received %d", sent, got)
+	})
 }
