@@ -18,6 +18,7 @@ import (
 	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/fdtable"
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/poller"
 	"github.com/muxkit/reactor/servers"
@@ -677,17 +678,7 @@ func biEcho(t *testing.T, addr string) {
 // biRoundTrip sends msg on c and checks the echo, within 10 s.
 func biRoundTrip(c net.Conn, msg string) error {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return err
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("echo: %w", err)
-	}
-	if string(got) != msg {
-		return fmt.Errorf("echo %q, want %q", got, msg)
-	}
-	return nil
+	return servertest.Echo(c, []byte(msg))
 }
 
 func listenServe(s *reactor.Server) error { return s.ListenAndServe("tcp", "127.0.0.1:0") }
@@ -1386,19 +1377,9 @@ func biModels() []biModel {
 // has echoed a client, and returns the listener's address.
 func biStartModel(t *testing.T, s servers.Server) string {
 	t.Helper()
-	ln := biServersListener(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, servers.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	biEcho(t, ln.Addr().String())
-	return ln.Addr().String()
+	addr, _ := servertest.Start(t, s, servertest.Closed)
+	biEcho(t, addr)
+	return addr
 }
 
 func modelRows() []badInput {

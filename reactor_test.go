@@ -2,9 +2,6 @@ package reactor_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/poller"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/iterative"
@@ -53,65 +51,16 @@ func models() []model {
 // start serves s on a loopback port and returns the address. When the test
 // ends, s is shut down and Serve must have returned ErrServerClosed.
 func start(t *testing.T, s servers.Server) string {
-	t.Helper()
-	ln, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, servers.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		ln.Close()
-	})
-	return ln.Addr().String()
+	addr, _ := servertest.Start(t, s, servertest.Clean)
+	return addr
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func dial(t *testing.T, addr string) net.Conn { return servertest.Dial(t, addr, 0) }
 
 // echo sends msg on c and reads it back, within a deadline.
 func echo(c net.Conn, msg []byte) error {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(msg)
-		errc <- err
-	}()
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("read echo of %d bytes: %w", len(msg), err)
-	}
-	if err := <-errc; err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	if !bytes.Equal(got, msg) {
-		return fmt.Errorf("echo of %d bytes differs at byte %d", len(msg), firstDiff(got, msg))
-	}
-	return nil
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
+	return servertest.Echo(c, msg)
 }
 
 // TestModelsEcho is the echo conformance test every model passes: clients
@@ -240,28 +189,13 @@ func TestThreadpoolTwoAtOnceThirdWaits(t *testing.T) {
 	}
 }
 
-// children lists the pids of this process's child processes (linux).
+// children lists the pids of this process's child processes, zombies
+// left out.
 func children(t *testing.T) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc:", err)
-	}
-	self := os.Getpid()
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(self) && f[0] != "Z" {
-			pids = append(pids, pid)
+	for _, c := range servertest.Children(t, os.Getpid()) {
+		if c.State != "Z" {
+			pids = append(pids, c.Pid)
 		}
 	}
 	return pids

@@ -61,7 +61,6 @@ const (
 // read plus lpMaxAsync), so no Write is ever refused.
 var lpLimits = conn.Limits{HighWater: 4 << 10, LowWater: 1 << 10, MaxQueued: 1 << 20}
 
-
 // lpScratch is the buffer of client reads; a fuzz worker runs one input at a
 // time.
 var lpScratch [64 << 10]byte

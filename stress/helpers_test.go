@@ -3,7 +3,6 @@ package stress
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/servers"
 )
 
@@ -31,25 +31,8 @@ const ioTimeout = 10 * time.Second
 // start serves s on a loopback port and returns the address. When the test
 // ends s is shut down, and Serve must have returned ErrServerClosed.
 func start(t *testing.T, s servers.Server) string {
-	t.Helper()
-	ln, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, servers.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		ln.Close()
-	})
-	return ln.Addr().String()
+	addr, _ := servertest.Start(t, s, servertest.Clean)
+	return addr
 }
 
 // dial connects to addr; the connection is closed when the test ends.

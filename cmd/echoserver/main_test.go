@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,24 +20,19 @@ import (
 
 	"github.com/muxkit/reactor"
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/poller"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/multiprocess"
 )
 
 // TestMain is the re-exec hook for the multiprocess model's children, as
-// main has it. In the parent it then starts what the Go runtime starts
-// once and keeps, its netpoller (the tests' clients use package net) and
-// os/signal's delivery goroutine (the multiprocess server watches
-// SIGCHLD), so both are in every leak check's baseline.
+// main has it. In the parent it then warms the runtime (leakcheck.Warm)
+// before any test counts fds and goroutines: the tests' clients use
+// package net, and the multiprocess server watches SIGCHLD.
 func TestMain(m *testing.M) {
 	multiprocess.ServeChild(servers.Echo)
-	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		ln.Close()
-	}
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, unix.SIGCHLD)
-	signal.Stop(ch)
+	leakcheck.Warm()
 	os.Exit(m.Run())
 }
 
@@ -95,12 +89,8 @@ func listening(t *testing.T, out *output, exited <-chan int) string {
 func echo(t *testing.T, c net.Conn, msg string) {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.Write([]byte(msg)); err != nil {
+	if err := servertest.Echo(c, []byte(msg)); err != nil {
 		t.Fatal(err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
-		t.Fatalf("echo of %q: %q, %v", msg, got, err)
 	}
 }
 
@@ -243,33 +233,6 @@ func TestRunBadFlags(t *testing.T) {
 	}
 }
 
-// processes lists the pids of pid's child processes, from /proc (linux).
-func processes(t *testing.T, parent int) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc:", err)
-	}
-	want := strconv.Itoa(parent)
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-		if len(f) > 1 && string(f[1]) == want {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // TestBinary builds the command and runs it as a process: for every model,
 // SIGTERM with a client connected exits 0 having printed the one line; the
 // client sees end of file, and the multiprocess model leaves no child
@@ -313,7 +276,7 @@ func TestBinary(t *testing.T) {
 			}
 			defer c.Close()
 			echo(t, c, "hello, "+args[1])
-			kids := processes(t, cmd.Process.Pid)
+			kids := servertest.Children(t, cmd.Process.Pid)
 			if args[1] == "multiprocess" && len(kids) == 0 {
 				t.Fatal("no child process serves the client")
 			}
@@ -332,10 +295,10 @@ func TestBinary(t *testing.T) {
 				t.Errorf("stdout %q, want the one \"listening on\" line", got)
 			}
 			closedByServer(t, c)
-			for _, pid := range kids {
-				if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-					b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-					t.Errorf("child process %d left behind: %s", pid, b)
+			for _, kid := range kids {
+				if _, err := os.Stat("/proc/" + strconv.Itoa(kid.Pid)); err == nil {
+					b, _ := os.ReadFile("/proc/" + strconv.Itoa(kid.Pid) + "/stat")
+					t.Errorf("child process %d left behind: %s", kid.Pid, b)
 				}
 			}
 		})

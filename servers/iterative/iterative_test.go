@@ -10,60 +10,33 @@ import (
 	"time"
 
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/iterative"
 )
 
-// TestMain starts the runtime's netpoller (the tests' clients use package
-// net) before any test counts fds, so its fds are in every leak check's
-// baseline.
+// TestMain warms the runtime (leakcheck.Warm) before any test counts fds
+// and goroutines: the tests' clients use package net, whose netpoller the
+// runtime starts once and keeps.
 func TestMain(m *testing.M) {
-	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		ln.Close()
-	}
+	leakcheck.Warm()
 	os.Exit(m.Run())
 }
 
-// start serves s on a loopback port; it returns the address and the
-// channel Serve's result arrives on. The Listener is closed when the test
-// ends, after a Shutdown if the test did not call one.
-func start(t *testing.T, s *iterative.Server) (string, <-chan error) {
-	t.Helper()
-	ln, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ln.Close()
-	})
-	return ln.Addr().String(), served
+// start serves s on a loopback port; it returns the address and Serve's
+// result to come. The Listener is closed when the test ends, after a
+// Shutdown if the test did not call one.
+func start(t *testing.T, s *iterative.Server) (string, *servertest.Served) {
+	return servertest.Start(t, s, servertest.Nothing)
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
+func dial(t *testing.T, addr string) net.Conn { return servertest.Dial(t, addr, 10*time.Second) }
 
 // echo sends msg on c and checks that it comes back.
 func echo(t *testing.T, c net.Conn, msg string) {
 	t.Helper()
-	if _, err := c.Write([]byte(msg)); err != nil {
+	if err := servertest.Echo(c, []byte(msg)); err != nil {
 		t.Fatal(err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
-		t.Fatalf("echo of %q: %q, %v", msg, got, err)
 	}
 }
 
@@ -105,7 +78,7 @@ func TestServeTwice(t *testing.T) {
 	if err := shutdown(t, s); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := served.Within(t, 10*time.Second); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve: %v, want ErrServerClosed", err)
 	}
 }
@@ -145,7 +118,7 @@ func TestShutdownEndsIdleClient(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("idle client after Shutdown: %d, %v; want io.EOF", n, err)
 	}
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := served.Within(t, 10*time.Second); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve: %v, want ErrServerClosed", err)
 	}
 }

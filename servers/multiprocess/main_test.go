@@ -1,30 +1,21 @@
 package multiprocess_test
 
 import (
-	"net"
 	"os"
-	"os/signal"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/multiprocess"
 )
 
 // TestMain is the re-exec hook: in a child started by a Server it serves
-// with crashEcho and exits. In the parent it then starts what the Go
-// runtime starts once and keeps, its netpoller (the tests' clients use
-// package net) and os/signal's delivery goroutine (the Server watches
-// SIGCHLD), so both are in every leak check's baseline.
+// with crashEcho and exits. In the parent it then warms the runtime
+// (leakcheck.Warm) before any test counts fds and goroutines: the tests'
+// clients use package net, and the Server watches SIGCHLD.
 func TestMain(m *testing.M) {
 	multiprocess.ServeChild(crashEcho)
-	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		ln.Close()
-	}
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, unix.SIGCHLD)
-	signal.Stop(ch)
+	leakcheck.Warm()
 	os.Exit(m.Run())
 }
 

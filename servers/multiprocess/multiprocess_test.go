@@ -1,19 +1,17 @@
 package multiprocess_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/multiprocess"
 )
@@ -28,62 +26,17 @@ var variants = []struct {
 	{"prefork", 2},
 }
 
-// start serves s on a loopback port; it returns the address and the
-// channel Serve's result arrives on. When the test ends s is shut down
-// (again, if the test did) and the Listener closed.
-func start(t *testing.T, s *multiprocess.Server) (string, <-chan error) {
-	t.Helper()
-	ln, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ln.Close()
-	})
-	return ln.Addr().String(), served
+// start serves s on a loopback port; it returns the address and Serve's
+// result to come. When the test ends s is shut down (again, if the test
+// did) and the Listener closed.
+func start(t *testing.T, s *multiprocess.Server) (string, *servertest.Served) {
+	return servertest.Start(t, s, servertest.Nothing)
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c
-}
+func dial(t *testing.T, addr string) net.Conn { return servertest.Dial(t, addr, 20*time.Second) }
 
 // echo sends msg on c and reports whether it came back.
-func echo(c net.Conn, msg string) error {
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return err
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("echo of %q: %w", msg, err)
-	}
-	if string(got) != msg {
-		return fmt.Errorf("echo of %q came back as %q", msg, got)
-	}
-	return nil
-}
-
-func within(t *testing.T, what string, ch <-chan error) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(20 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		return nil
-	}
-}
+func echo(c net.Conn, msg string) error { return servertest.Echo(c, []byte(msg)) }
 
 // waitFor polls cond until it holds or 20 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -98,31 +51,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // children lists this process's child processes in any state, zombies
-// included, as "pid state", from /proc (linux).
-func children(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc:", err)
-	}
-	self := strconv.Itoa(os.Getpid())
-	var kids []string
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-		if len(f) > 1 && string(f[1]) == self {
-			kids = append(kids, e.Name()+" "+string(f[0]))
-		}
-	}
-	return kids
-}
+// included, printed as "pid state".
+func children(t *testing.T) []servertest.Child { return servertest.Children(t, os.Getpid()) }
 
 // TestCrashHarmsNoOther: a child that crashes while serving its client
 // ends only that client; the other client goes on being served, a new
@@ -193,7 +123,7 @@ func TestShutdownReapsChildren(t *testing.T) {
 					t.Errorf("client %d after Shutdown: %d, %v; want io.EOF", i, n, err)
 				}
 			}
-			if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+			if err := served.Within(t, 20*time.Second); !errors.Is(err, servers.ErrServerClosed) {
 				t.Fatalf("Serve: %v, want ErrServerClosed", err)
 			}
 			if kids := children(t); len(kids) != 0 {
@@ -247,7 +177,7 @@ func TestServeTwice(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := served.Within(t, 20*time.Second); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve: %v, want ErrServerClosed", err)
 	}
 }

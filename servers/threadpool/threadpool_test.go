@@ -16,18 +16,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/threadpool"
 )
 
-// TestMain starts the runtime's netpoller (the tests' clients use package
-// net) before any test counts fds, so its fds are in every leak check's
-// baseline.
+// TestMain warms the runtime (leakcheck.Warm) before any test counts fds
+// and goroutines: the tests' clients use package net, whose netpoller the
+// runtime starts once and keeps.
 func TestMain(m *testing.M) {
-	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		ln.Close()
-	}
+	leakcheck.Warm()
 	os.Exit(m.Run())
 }
 
@@ -40,51 +39,17 @@ var variants = []struct {
 	{"perclient", func(h servers.Handler) *threadpool.Server { return &threadpool.Server{Handler: h, PerClient: true} }},
 }
 
-// start serves s on a loopback port; it returns the address and the
-// channel Serve's result arrives on. When the test ends s is shut down
-// (again, if the test did) and the Listener closed.
-func start(t *testing.T, s *threadpool.Server) (string, <-chan error) {
-	t.Helper()
-	ln, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ln.Close()
-	})
-	return ln.Addr().String(), served
+// start serves s on a loopback port; it returns the address and Serve's
+// result to come. When the test ends s is shut down (again, if the test
+// did) and the Listener closed.
+func start(t *testing.T, s *threadpool.Server) (string, *servertest.Served) {
+	return servertest.Start(t, s, servertest.Nothing)
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
+func dial(t *testing.T, addr string) net.Conn { return servertest.Dial(t, addr, 10*time.Second) }
 
 // echo sends msg on c and reports whether it came back.
-func echo(c net.Conn, msg string) error {
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return err
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return err
-	}
-	if string(got) != msg {
-		return errors.New("echo of " + strconv.Quote(msg) + " came back as " + strconv.Quote(string(got)))
-	}
-	return nil
-}
+func echo(c net.Conn, msg string) error { return servertest.Echo(c, []byte(msg)) }
 
 func within[T any](t *testing.T, what string, ch <-chan T) T {
 	t.Helper()
@@ -286,7 +251,7 @@ func TestShutdownEndsIdleClients(t *testing.T) {
 					t.Errorf("client %d after Shutdown: %d, %v; want io.EOF", i, n, err)
 				}
 			}
-			if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+			if err := served.Within(t, 10*time.Second); !errors.Is(err, servers.ErrServerClosed) {
 				t.Fatalf("Serve: %v, want ErrServerClosed", err)
 			}
 		})
