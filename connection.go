@@ -68,7 +68,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 // Close closes c after the bytes already written are flushed and, unless
 // the peer has finished sending, after it has read the peer's end of file
-// (for 2 s at most; see the package doc on graceful close); OnClose follows
+// (for 500 ms at most; see the package doc on graceful close); OnClose follows
 // with a nil reason. A second Close returns net.ErrClosed.
 func (c *Conn) Close() error {
 	if c.closed || c.closing {
@@ -89,8 +89,10 @@ func (c *Conn) closeWith(reason error) {
 }
 
 // drainTimeout bounds how long a closing connection waits for the peer's
-// end of file after its own (see finish).
-const drainTimeout = 2 * time.Second
+// end of file after its own (see finish): net/http's figure. While it
+// drains, nothing unread piles up, so closing after it resets only if the
+// peer is still sending.
+const drainTimeout = 500 * time.Millisecond
 
 // finish ends a graceful close once the queue is flushed. Closing a TCP
 // socket that still has unread bytes, or that receives more afterwards,

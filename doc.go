@@ -95,8 +95,8 @@
 // it has not yet sent, so flushed bytes could still be lost. Unless the
 // peer has finished sending, or (linux) nothing is unread and every byte
 // is acknowledged, the connection shuts its sending side, then reads and
-// drops what the peer still sends until the peer's end of file, for 2 s at
-// most, and only then closes and calls OnClose, as net/http does.
+// drops what the peer still sends until the peer's end of file, for 500 ms
+// at most, and only then closes and calls OnClose, as net/http does.
 //
 // The backend is DefaultBackend unless Server.Backend says otherwise or the
 // environment variable REACTOR_BACKEND names one (read when a Server

@@ -627,6 +627,10 @@ func FuzzLoop(f *testing.F) {
 		for _, c := range r.all {
 			if c.fd >= 0 {
 				r.readUntil(c, 1<<62, true, true)
+				// Done sending, as a client is once it has read end of
+				// file: the server's drain (Conn.finish) ends at this end
+				// of file instead of at its timeout.
+				unix.Shutdown(c.fd, unix.SHUT_WR)
 			}
 		}
 		if err := <-shutErr; err != nil {
