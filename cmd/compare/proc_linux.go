@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/internal/procfs"
 )
 
 // canPin reports whether processes and threads can be pinned to CPUs here.
@@ -65,29 +67,18 @@ func statusField(pid int, name string) int64 {
 	return 0
 }
 
-// tree lists pid and all its descendants.
+// tree lists pid and all its live (not zombie) descendants.
 func tree(pid int) []int {
-	parent := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	ps, _ := procfs.All()
+	children := map[int][]int{}
+	for _, p := range ps {
+		if p.State != "Z" {
+			children[p.PPid] = append(children[p.PPid], p.Pid)
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		pp, _ := strconv.Atoi(f[1])
-		parent[pp] = append(parent[pp], p)
 	}
 	out := []int{pid}
 	for i := 0; i < len(out); i++ {
-		out = append(out, parent[out[i]]...)
+		out = append(out, children[out[i]]...)
 	}
 	return out
 }

@@ -95,7 +95,11 @@ func parse(args []string) (config, error) {
 		return c, usageError{fmt.Errorf("-addr %q: %v", c.addr, err)}
 	}
 	if !set["workers"] {
-		c.workers = map[string]int{"threadpool": threadpool.DefaultWorkers}[c.model]
+		// threadpool: a pool; multiprocess: a process per client.
+		c.workers = 0
+		if c.model == "threadpool" {
+			c.workers = threadpool.DefaultWorkers
+		}
 	}
 	return c, nil
 }

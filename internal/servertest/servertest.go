@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/muxkit/reactor/internal/procfs"
 	"github.com/muxkit/reactor/servers"
 )
 
@@ -154,25 +154,14 @@ func (c Child) String() string { return strconv.Itoa(c.Pid) + " " + c.State }
 // (linux has it).
 func Children(t testing.TB, parent int) []Child {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
+	ps, err := procfs.All()
 	if err != nil {
 		t.Skip("no /proc:", err)
 	}
-	want := strconv.Itoa(parent)
 	var kids []Child
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-		if len(f) > 1 && string(f[1]) == want {
-			kids = append(kids, Child{pid, string(f[0])})
+	for _, p := range ps {
+		if p.PPid == parent {
+			kids = append(kids, Child{p.Pid, p.State})
 		}
 	}
 	return kids
