@@ -21,13 +21,14 @@ var ErrIdleTimeout = errors.New("reactor: idle timeout")
 // say otherwise; AsyncWrite and AsyncClose are the ones for any goroutine.
 //
 // Serving one event reads and writes the fields up to and including c's
-// queue pointers; they come first and fill the first 64 bytes, and the
-// whole Conn is 120 bytes, so the allocator's 128-byte size class puts
+// queue head; they come first and fill the first 64 bytes, and the whole
+// Conn is 128 bytes, so the allocator's 128-byte size class puts
 // those fields on one cache line (with a thousand busy connections the
 // kernel's socket work evicts them between two events of one connection,
 // so every line touched is a cache miss).
 type Conn struct {
 	loop *Loop
+	srv  *Server
 	want poller.Events
 	// paused: the write queue passed the high watermark, so the loop stopped
 	// reading this client until it drains below the low watermark.
@@ -137,19 +138,32 @@ func (c *Conn) drain() bool {
 
 // AsyncWrite copies b and has c's loop write it; safe from any goroutine.
 // It allocates the copy and the hand-off. Bytes for a connection that is
-// closed by the time the loop runs them are dropped (its OnClose tells).
+// closed by the time the loop runs them are dropped (its OnClose tells);
+// after the Server has shut down the error is ErrServerClosed.
 func (c *Conn) AsyncWrite(b []byte) error {
 	cp := append([]byte(nil), b...)
-	return c.loop.Post(func() {
+	return c.post(func() {
 		if !c.closed && !c.closing {
 			c.Write(cp)
 		}
 	})
 }
 
+// post runs fn on c's loop; once the loop has ended, which for a Server's
+// connection means the Server has, the error is ErrServerClosed.
+func (c *Conn) post(fn func()) error {
+	if err := c.loop.Post(fn); err != nil {
+		if errors.Is(err, ErrLoopClosed) {
+			return ErrServerClosed
+		}
+		return err
+	}
+	return nil
+}
+
 // AsyncClose has c's loop Close it; safe from any goroutine.
 func (c *Conn) AsyncClose() error {
-	return c.loop.Post(func() {
+	return c.post(func() {
 		if !c.closed && !c.closing {
 			c.Close()
 		}
@@ -201,7 +215,7 @@ func (c *Conn) onEvent(ev poller.Events) {
 		switch {
 		case n > 0:
 			c.active = l.now
-			l.srv.Handler.OnData(c, l.buf[:n])
+			c.srv.Handler.OnData(c, l.buf[:n])
 		case errors.Is(err, conn.ErrWouldBlock):
 		case errors.Is(err, io.EOF):
 			// The peer has shut its side for writing; it may still read.
@@ -256,13 +270,17 @@ func (c *Conn) update() {
 // event path never touches the timer heap.
 func (c *Conn) onIdle() {
 	l := c.loop
-	left := c.active + int64(l.srv.IdleTimeout) - l.now
+	left := c.active + int64(c.srv.IdleTimeout) - l.now
 	if left > 0 {
 		c.idle.Reset(time.Duration(left))
 		return
 	}
 	c.closeWith(ErrIdleTimeout)
 }
+
+// onStop is c's loop ending while c is open: it closes now, with
+// ErrServerClosed (the loop of a Server ends only when the Server does).
+func (c *Conn) onStop(error) { c.shut(ErrServerClosed) }
 
 // shut closes c now, whatever is queued, and tells the handler.
 func (c *Conn) shut(reason error) {
@@ -278,6 +296,6 @@ func (c *Conn) shut(reason error) {
 	l.tab.Delete(c.handle)
 	c.c.Close()
 	l.conns--
-	l.srv.nconns.Add(-1)
-	l.srv.Handler.OnClose(c, reason)
+	c.srv.nconns.Add(-1)
+	c.srv.Handler.OnClose(c, reason)
 }

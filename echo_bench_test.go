@@ -178,6 +178,7 @@ func BenchmarkEchoDispatch(b *testing.B) {
 type countTarget struct{ n *int }
 
 func (t countTarget) onEvent(poller.Events) { *t.n++ }
+func (t countTarget) onStop(error)          {}
 
 func benchDispatch(b *testing.B, be poller.Backend, path string, ready int) {
 	var events int
@@ -185,7 +186,7 @@ func benchDispatch(b *testing.B, be poller.Backend, path string, ready int) {
 		events++
 		c.Write(data)
 	}}}
-	l, err := newLoop(s, be)
+	l, err := newTestLoop(be)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -220,8 +221,8 @@ func benchDispatch(b *testing.B, be poller.Backend, path string, ready int) {
 				b.Fatal(err)
 			}
 		case "echo":
-			l.register(pair[0])
-			l.register(pair[1])
+			s.register(l, pair[0])
+			s.register(l, pair[1])
 			if l.conns != 2*(len(fds)/2+1) {
 				b.Fatalf("register of socketpair %v failed", pair)
 			}

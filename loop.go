@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -11,6 +12,12 @@ import (
 	"github.com/muxkit/reactor/poller"
 )
 
+// ErrLoopClosed is returned by Post, Watch and AfterFunc's relatives once a
+// Loop has ended (its Group was closed, its Server shut down, or its poller
+// failed), and is the reason OnStop gets for a watch its Group's Close
+// ended.
+var ErrLoopClosed = errors.New("reactor: loop closed")
+
 // readBufferSize is each loop's read buffer: one read per ready connection
 // per wake-up takes at most this much, so a client sending a flood cannot
 // hold the loop longer than one such read.
@@ -19,18 +26,38 @@ const readBufferSize = 64 << 10
 // eventBatch is how many events one Wait returns at most.
 const eventBatch = 256
 
-// target is what the loop's fd table holds: something with an fd that
-// reacts to poller events (a Conn, the acceptor).
+// target is what a loop's fd table holds: something with an fd that
+// reacts to poller events (a Conn, an acceptor, a Watch).
 type target interface {
+	// onEvent serves one poller event.
 	onEvent(ev poller.Events)
+	// onStop is told that the loop is ending with the target still
+	// registered; it must leave the table.
+	onStop(reason error)
 }
 
 // Loop is one event loop: one goroutine, one Poller, its own fd table,
-// timers and read buffer. A Server runs Loops of them and spreads
-// connections across them. Post is safe from any goroutine; AfterFunc and
-// everything a handler does run on the loop goroutine.
+// timers and read buffer. Loops come in a Group (NewGroup), which runs
+// each on its own goroutine; a Server runs a Group of its own.
+//
+// Post is safe from any goroutine. Everything else (Watch, AfterFunc, the
+// methods of Watch, Timer and Conn) belongs to the loop goroutine: call it
+// from a callback the loop runs (OnReady, a handler, a timer or a posted
+// function), or Post a function that calls it.
+//
+// # Waiting without holding a P
+//
+// A goroutine blocked in a system call keeps its P (the runtime's right to
+// run Go code), and the goroutines it has just made runnable (the readers a
+// Watch callback signalled, the poster of a function) sit in that P's run
+// queue until the runtime's monitor thread takes the P back, 20 us to
+// 10 ms later. So after a turn that served anything, the loop yields
+// (runtime.Gosched, twice: the scheduler takes the global run queue, where
+// a yielding goroutine goes, first once in 61 rounds) before its next
+// blocking wait: what it made runnable runs first, and the loop blocks
+// only when nothing it woke is waiting for its P. A Wait that would not
+// block (timeout 0) does not yield.
 type Loop struct {
-	srv    *Server
 	p      poller.Poller
 	tab    fdtable.Table[target]
 	events []poller.Event
@@ -38,51 +65,50 @@ type Loop struct {
 	timers timerHeap
 	start  time.Time
 	now    int64 // loop clock: nanoseconds since start, updated after every Wait
-	conns  int   // connections registered on this loop and open
-	opened int   // connections ever registered on this loop (tests, benchmarks)
+	busy   bool  // the last turn served something: yield before blocking
+	conns  int   // Server connections registered on this loop and open
+	opened int   // Server connections ever registered on this loop (tests, benchmarks)
 
 	postMu  sync.Mutex
 	posted  []func()
 	running []func() // the batch being run, swapped with posted
 	exited  bool     // no more Post: the loop has returned
 
-	stopping bool          // Shutdown began: close connections as they drain
+	stopping bool          // stop once the table is empty (drain)
 	done     chan struct{} // closed when run returns
-	err      error         // why run returned, if not Shutdown
+	err      error         // why run returned, if not a stop
 
 	staleEvents int // events dropped because their handle was stale (tests read it)
 }
 
-func newLoop(srv *Server, backend poller.Backend) (*Loop, error) {
-	var p poller.Poller
-	var err error
-	if srv.NewPoller != nil {
-		p, err = srv.NewPoller()
-	} else {
-		p, err = poller.New(backend)
-	}
-	if err != nil {
-		return nil, err
-	}
+// newLoop returns a loop over p, not yet running.
+func newLoop(p poller.Poller) *Loop {
 	return &Loop{
-		srv:    srv,
 		p:      p,
 		events: make([]poller.Event, eventBatch),
 		buf:    make([]byte, readBufferSize),
 		start:  time.Now(),
 		done:   make(chan struct{}),
-	}, nil
+	}
 }
+
+// Backend reports the poller backend the loop waits with; safe from any
+// goroutine.
+func (l *Loop) Backend() poller.Backend { return l.p.Backend() }
+
+// Done returns a channel closed when the loop has ended; safe from any
+// goroutine.
+func (l *Loop) Done() <-chan struct{} { return l.done }
 
 // Post runs fn on the loop goroutine soon, after the events being served;
 // safe from any goroutine. Functions run in the order posted. It allocates
 // only when its queue grows. After the loop has ended it returns
-// ErrServerClosed and fn never runs.
+// ErrLoopClosed and fn never runs.
 func (l *Loop) Post(fn func()) error {
 	l.postMu.Lock()
 	if l.exited {
 		l.postMu.Unlock()
-		return ErrServerClosed
+		return ErrLoopClosed
 	}
 	first := len(l.posted) == 0
 	l.posted = append(l.posted, fn)
@@ -127,8 +153,8 @@ func (l *Loop) timeout() time.Duration {
 }
 
 // run is the loop: wait, serve the events, fire timers, run posted work.
-// It returns when Shutdown has closed every connection, or on a poller
-// failure (kept in err).
+// It returns once stopping is set and nothing is registered, or on a
+// poller failure (kept in err).
 func (l *Loop) run() {
 	defer close(l.done)
 	for !l.stopping || l.tab.Len() > 0 {
@@ -143,6 +169,14 @@ func (l *Loop) run() {
 // serveOnce is one turn of the loop: wait up to timeout, serve the events,
 // fire due timers, run posted work.
 func (l *Loop) serveOnce(timeout time.Duration) error {
+	if l.busy && timeout != 0 {
+		// Let what the last turn made runnable run before blocking with
+		// this P (see Loop). Twice: one schedule in 61 takes the global
+		// run queue first, where Gosched put the loop, and the second
+		// cannot be such a one.
+		runtime.Gosched()
+		runtime.Gosched()
+	}
 	n, err := l.p.Wait(l.events, timeout)
 	if err != nil {
 		if !errors.Is(err, unix.EINTR) {
@@ -163,22 +197,27 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 		}
 		t.onEvent(ev.Events)
 	}
-	l.runTimers()
-	l.runPosted()
+	fired := l.runTimers()
+	ran := l.runPosted()
+	l.busy = n > 0 || fired || ran
 	return nil
 }
 
-// runTimers fires the timers that are due.
-func (l *Loop) runTimers() {
+// runTimers fires the timers that are due and reports whether any did.
+func (l *Loop) runTimers() bool {
+	fired := false
 	for len(l.timers) > 0 && l.timers[0].when <= l.now {
 		t := l.timers[0]
 		l.timers.remove(t)
 		t.fn()
+		fired = true
 	}
+	return fired
 }
 
-// runPosted runs the functions posted so far.
-func (l *Loop) runPosted() {
+// runPosted runs the functions posted so far and reports whether there
+// were any.
+func (l *Loop) runPosted() bool {
 	l.postMu.Lock()
 	l.posted, l.running = l.running[:0], l.posted
 	l.postMu.Unlock()
@@ -186,43 +225,29 @@ func (l *Loop) runPosted() {
 		fn()
 		l.running[i] = nil
 	}
+	return len(l.running) > 0
 }
 
-// exit closes what is left, runs the last posted functions (they see closed
-// connections) and refuses further posts.
-func (l *Loop) exit() {
-	var left []*Conn
-	l.tab.Range(func(h fdtable.Handle, t target) bool {
-		if c, ok := t.(*Conn); ok {
-			left = append(left, c)
-		}
+// stopAll tells everything still registered that the loop ends, with
+// reason; each leaves the table.
+func (l *Loop) stopAll(reason error) {
+	var left []target
+	l.tab.Range(func(_ fdtable.Handle, t target) bool {
+		left = append(left, t)
 		return true
 	})
-	for _, c := range left {
-		c.shut(ErrServerClosed)
+	for _, t := range left {
+		t.onStop(reason)
 	}
+}
+
+// exit stops what is left, runs the last posted functions (they see it
+// stopped) and refuses further posts.
+func (l *Loop) exit() {
+	l.stopAll(ErrLoopClosed)
 	l.postMu.Lock()
 	l.exited = true
 	l.postMu.Unlock()
 	l.runPosted()
 	l.p.Close()
-}
-
-// register adds a freshly accepted fd as a Conn of this loop; on the loop
-// goroutine.
-func (l *Loop) register(fd int) {
-	c, err := l.srv.newConn(l, fd)
-	if err != nil {
-		l.srv.nconns.Add(-1)
-		return
-	}
-	l.conns++
-	l.opened++
-	l.srv.Handler.OnOpen(c)
-	if c.closed || c.closing {
-		return
-	}
-	if l.stopping {
-		c.closeWith(ErrServerClosed)
-	}
 }

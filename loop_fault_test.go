@@ -388,8 +388,8 @@ func TestLoopFaultWaitError(t *testing.T) {
 	if !fs.fake.Closed() {
 		t.Fatal("the failed loop's poller was not closed")
 	}
-	if err := fs.loops[0].Post(func() {}); !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("Post on the failed loop: %v, want ErrServerClosed", err)
+	if err := fs.loops[0].Post(func() {}); !errors.Is(err, ErrLoopClosed) {
+		t.Fatalf("Post on the failed loop: %v, want ErrLoopClosed", err)
 	}
 }
 

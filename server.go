@@ -81,7 +81,8 @@ type Server struct {
 	ownLn   bool
 	reuse   bool // lnfds came from Listen with ReusePort
 	addr    net.Addr
-	loops   []*Loop
+	group   *Group
+	loops   []*Loop // group.loops
 	backend poller.Backend
 	accs    []*acceptor // one per listening socket
 	nconns  atomic.Int64
@@ -272,18 +273,8 @@ func (s *Server) serve() error {
 	loops := s.loops
 	s.mu.Unlock()
 
-	var wg sync.WaitGroup
-	for _, l := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.run()
-			if l.err != nil {
-				s.fail(l.err)
-			}
-		}()
-	}
-	wg.Wait()
+	s.group.start(s.fail)
+	s.group.wait()
 	// Every loop has returned, so their acceptors are ours: stop those a
 	// failed loop left registered, closing the listeners the Server opened.
 	for _, a := range s.accs {
@@ -335,47 +326,36 @@ func (s *Server) closeListeners() {
 // start creates the loops and registers the acceptors; with s.mu held.
 func (s *Server) start() error {
 	n := s.Loops
-	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
 	if s.reuse {
 		n = len(s.lnfds) // one loop per socket, as Listen counted them
 	}
-	for range n {
-		l, err := newLoop(s, s.backend)
-		if err != nil {
-			for _, l := range s.loops {
-				l.p.Close()
-			}
-			s.loops = nil
-			return err
-		}
-		s.loops = append(s.loops, l)
+	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller})
+	if err != nil {
+		return err
 	}
 	for i, fd := range s.lnfds {
 		// Without ReusePort: one acceptor on the first loop, dealing out.
-		a := &acceptor{srv: s, loop: s.loops[i], fd: fd, spread: !s.reuse}
+		a := &acceptor{srv: s, loop: g.loops[i], fd: fd, spread: !s.reuse}
 		h, err := a.loop.tab.Put(fd, a)
 		if err == nil {
 			a.handle = h
 			err = a.loop.p.Add(fd, uint64(h), poller.Readable)
 		}
 		if err != nil {
-			for _, l := range s.loops {
-				l.p.Close()
-			}
-			s.loops, s.accs = nil, nil
+			g.closePollers()
+			s.accs = nil
 			return err
 		}
 		s.accs = append(s.accs, a)
 	}
+	s.group, s.loops = g, g.loops
 	s.stopped = make(chan struct{})
 	return nil
 }
 
 // newConn wraps an accepted fd and registers it on l; on l's goroutine.
 func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
-	c := &Conn{loop: l, want: poller.Readable}
+	c := &Conn{loop: l, srv: s, want: poller.Readable}
 	if err := c.c.Init(fd, &s.Limits); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -530,14 +510,14 @@ func (a *acceptor) onEvent(poller.Events) {
 			continue
 		}
 		if !a.spread {
-			a.loop.register(fd)
+			s.register(a.loop, fd)
 			continue
 		}
 		l := s.loops[a.next]
 		a.next = (a.next + 1) % len(s.loops)
 		if l == a.loop {
-			l.register(fd)
-		} else if err := l.Post(func() { l.register(fd) }); err != nil {
+			s.register(l, fd)
+		} else if err := l.Post(func() { s.register(l, fd) }); err != nil {
 			unix.Close(fd)
 			s.nconns.Add(-1)
 		}
@@ -563,6 +543,10 @@ func (a *acceptor) resume() {
 	a.loop.p.Modify(a.fd, uint64(a.handle), poller.Readable)
 }
 
+// onStop is the loop ending with the acceptor registered (a poller
+// failure): it stops.
+func (a *acceptor) onStop(error) { a.stop() }
+
 // stop stops accepting: the listener leaves the poller and the table, and
 // is closed if the Server opened it.
 func (a *acceptor) stop() {
@@ -574,5 +558,24 @@ func (a *acceptor) stop() {
 	a.loop.tab.Delete(a.handle)
 	if a.srv.ownLn {
 		unix.Close(a.fd)
+	}
+}
+
+// register adds a freshly accepted fd as a Conn of loop l; on l's
+// goroutine.
+func (s *Server) register(l *Loop, fd int) {
+	c, err := s.newConn(l, fd)
+	if err != nil {
+		s.nconns.Add(-1)
+		return
+	}
+	l.conns++
+	l.opened++
+	s.Handler.OnOpen(c)
+	if c.closed || c.closing {
+		return
+	}
+	if l.stopping {
+		c.closeWith(ErrServerClosed)
 	}
 }

@@ -547,7 +547,7 @@ func TestStaleEventInOneBatch(t *testing.T) {
 			t.Cleanup(func() { unix.Close(bb) })
 		}}
 		var err error
-		if l, err = newLoop(srv, b); err != nil {
+		if l, err = newTestLoop(b); err != nil {
 			t.Fatal(err)
 		}
 		defer l.p.Close()
