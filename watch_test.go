@@ -12,6 +12,7 @@ import (
 
 	"github.com/muxkit/reactor"
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/poller"
 )
 
@@ -91,12 +92,12 @@ func newGroup(t *testing.T, b poller.Backend, n int) *reactor.Group {
 
 func pipeFDs(t *testing.T) (r, w int) {
 	t.Helper()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+	r, w, err := sock.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
-	return p[0], p[1]
+	t.Cleanup(func() { unix.Close(r); unix.Close(w) })
+	return r, w
 }
 
 // TestWatch: an fd watched on a loop of a Group with no Server reports
