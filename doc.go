@@ -103,16 +103,24 @@
 // starts; an unknown name is an error, never a silent fallback), the way
 // libevent honours EVENT_NOEPOLL.
 //
+// # Loops without a Server
+//
+// NewGroup runs event loops with no Server: Loop.Watch registers any fd
+// (an outbound connection, a pipe, a timerfd) with a Watcher whose OnReady
+// runs on the loop goroutine, the way mio's SourceFd and gnet's Register
+// do; Post, AfterFunc and the Timer methods work the same on such a loop.
+// Package netconn is built this way, on this package's exported API only.
+//
+// A loop that blocks in a system call keeps its P, so goroutines it has
+// just made runnable would wait for the runtime's monitor to take the P
+// back (20 us to 10 ms). After a turn that served anything the loop yields
+// before it blocks again (see Loop).
+//
 // # net.Conn over the reactor
 //
-// Listen and Dial return a net.Listener and net.Conns driven by reactor
+// Package netconn returns a net.Listener and net.Conns driven by reactor
 // loops rather than Go's runtime netpoller, so net/http, crypto/tls and
-// other Go networking code run over the reactor unchanged. A Read or Write
-// tries the system call first; on EAGAIN it asks a loop to watch the fd for
-// that direction and parks on a per-connection channel, which the loop
-// signals on readiness, hang-up, Close or the deadline (a loop timer).
-// Deadlines, concurrent Read and Write, and Close unblocking pending calls
-// behave as with package net.
+// other Go networking code run over the reactor unchanged.
 //
 // # Backends
 //
