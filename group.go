@@ -74,7 +74,9 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 			g.closePollers()
 			return nil, err
 		}
-		g.loops = append(g.loops, newLoop(p))
+		l := newLoop(p)
+		l.rpark = newRuntimePark(l)
+		g.loops = append(g.loops, l)
 	}
 	return g, nil
 }
@@ -82,6 +84,9 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 // closePollers releases the pollers of loops that never ran.
 func (g *Group) closePollers() {
 	for _, l := range g.loops {
+		if l.rpark != nil {
+			l.rpark.close()
+		}
 		l.p.Close()
 	}
 }

@@ -2,7 +2,6 @@ package reactor
 
 import (
 	"errors"
-	"runtime"
 	"sync"
 	"time"
 
@@ -51,23 +50,28 @@ type target interface {
 // run Go code), and the goroutines it has just made runnable (the readers a
 // Watch callback signalled, the poster of a function) sit in that P's run
 // queue until the runtime's monitor thread takes the P back, 20 us to
-// 10 ms later. So after a turn that served anything, the loop yields
-// (runtime.Gosched, twice: the scheduler takes the global run queue, where
-// a yielding goroutine goes, first once in 61 rounds) before its next
-// blocking wait: what it made runnable runs first, and the loop blocks
-// only when nothing it woke is waiting for its P. A Wait that would not
-// block (timeout 0) does not yield.
+// 10 ms later. So after a turn that ran a Watcher, a timer or a posted
+// function (the ways a loop hands work to goroutines), the loop's next
+// blocking wait parks in Go's netpoller on the poller's own fd (epoll,
+// kqueue), which leaves the P to what the turn made runnable and sleeps
+// only when nothing is; on poll and select, which have no such fd, it
+// yields (runtime.Gosched) before it blocks. After a turn that served only
+// Server connections, whose handlers run on the loop itself, it yields and
+// then blocks in the poller's Wait, the cheapest way to sleep.
 type Loop struct {
-	p      poller.Poller
-	tab    fdtable.Table[target]
-	events []poller.Event
-	buf    []byte
-	timers timerHeap
-	start  time.Time
-	now    int64 // loop clock: nanoseconds since start, updated after every Wait
-	busy   bool  // the last turn served something: yield before blocking
-	conns  int   // Server connections registered on this loop and open
-	opened int   // Server connections ever registered on this loop (tests, benchmarks)
+	p       poller.Poller
+	tab     fdtable.Table[target]
+	events  []poller.Event
+	buf     []byte
+	timers  timerHeap
+	start   time.Time
+	now     int64        // loop clock: nanoseconds since start, updated after every Wait
+	busy    bool         // the last turn served something: yield before blocking
+	woke    bool         // it ran a Watcher, a timer or a posted function (see wait)
+	watched bool         // this turn ran a Watcher
+	rpark   *runtimePark // nil where the poller has no pollable fd
+	conns   int          // Server connections registered on this loop and open
+	opened  int          // Server connections ever registered on this loop (tests, benchmarks)
 
 	postMu  sync.Mutex
 	posted  []func()
@@ -169,15 +173,7 @@ func (l *Loop) run() {
 // serveOnce is one turn of the loop: wait up to timeout, serve the events,
 // fire due timers, run posted work.
 func (l *Loop) serveOnce(timeout time.Duration) error {
-	if l.busy && timeout != 0 {
-		// Let what the last turn made runnable run before blocking with
-		// this P (see Loop). Twice: one schedule in 61 takes the global
-		// run queue first, where Gosched put the loop, and the second
-		// cannot be such a one.
-		runtime.Gosched()
-		runtime.Gosched()
-	}
-	n, err := l.p.Wait(l.events, timeout)
+	n, err := l.wait(timeout)
 	if err != nil {
 		if !errors.Is(err, unix.EINTR) {
 			return err
@@ -187,6 +183,7 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 		n = 0
 	}
 	l.now = l.clock()
+	l.watched = false
 	for i := range n {
 		ev := &l.events[i]
 		t, ok := l.tab.Get(fdtable.Handle(ev.Token))
@@ -199,7 +196,8 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 	}
 	fired := l.runTimers()
 	ran := l.runPosted()
-	l.busy = n > 0 || fired || ran
+	l.woke = l.watched || fired || ran
+	l.busy = n > 0 || l.woke
 	return nil
 }
 
@@ -213,6 +211,13 @@ func (l *Loop) runTimers() bool {
 		fired = true
 	}
 	return fired
+}
+
+// postPending reports whether functions are posted and not yet run.
+func (l *Loop) postPending() bool {
+	l.postMu.Lock()
+	defer l.postMu.Unlock()
+	return len(l.posted) > 0
 }
 
 // runPosted runs the functions posted so far and reports whether there
@@ -249,5 +254,8 @@ func (l *Loop) exit() {
 	l.exited = true
 	l.postMu.Unlock()
 	l.runPosted()
+	if l.rpark != nil {
+		l.rpark.close()
+	}
 	l.p.Close()
 }

@@ -144,7 +144,10 @@ func (x *Watch) Stop() error {
 // errWatchStopped is returned by Modify and Stop of a watch that ended.
 var errWatchStopped = fmt.Errorf("reactor: watch stopped: %w", ErrLoopClosed)
 
-func (x *Watch) onEvent(ev poller.Events) { x.w.OnReady(ev) }
+func (x *Watch) onEvent(ev poller.Events) {
+	x.loop.watched = true
+	x.w.OnReady(ev)
+}
 
 func (x *Watch) onStop(reason error) {
 	x.Stop()

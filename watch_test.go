@@ -297,17 +297,43 @@ func (s *waitSpy) Wait(events []poller.Event, timeout time.Duration) (int, error
 	return s.Poller.Wait(events, timeout)
 }
 
-// TestLoopYieldsBeforeBlocking: with one P, a goroutine a loop callback
-// made runnable has run by the time the loop next blocks in its poller.
-// A loop that blocked at once would keep the P in the system call, and the
-// goroutine would wait for the runtime's monitor to take it back.
+// fdWaitSpy is a waitSpy over an FDPoller, so the loop can park in Go's
+// netpoller on its fd.
+type fdWaitSpy struct{ *waitSpy }
+
+func (s fdWaitSpy) Fd() int { return s.Poller.(poller.FDPoller).Fd() }
+
+// TestLoopYieldsBeforeBlocking: with one P, a goroutine a posted function
+// made runnable has run by the time the loop next blocks in its poller
+// (on epoll the loop parks in Go's netpoller instead, and blocks in the
+// poller only after turns that woke nothing; elsewhere it yields first).
+// A loop that blocked at once would keep the P in the system call, and
+// the goroutine would wait for the runtime's monitor to take it back.
 func TestLoopYieldsBeforeBlocking(t *testing.T) {
+	for _, fd := range []bool{false, true} {
+		name := "yield"
+		if fd {
+			name = "netpoller"
+		}
+		t.Run(name, func(t *testing.T) {
+			if fd && reactor.DefaultBackend != poller.Epoll && reactor.DefaultBackend != poller.Kqueue {
+				t.Skip("the default backend has no pollable fd")
+			}
+			testLoopYields(t, fd)
+		})
+	}
+}
+
+func testLoopYields(t *testing.T, fd bool) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var woken, ran atomic.Int64
 	spy := &waitSpy{check: func() bool { return ran.Load() == woken.Load() }}
 	g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1, NewPoller: func() (poller.Poller, error) {
 		p, err := poller.New(reactor.DefaultBackend)
 		spy.Poller = p
+		if fd {
+			return fdWaitSpy{spy}, err
+		}
 		return spy, err
 	}})
 	if err != nil {

@@ -15,27 +15,37 @@ import (
 // fd is a socket used by ordinary goroutines in blocking style and driven
 // by a reactor loop, the way Go's internal/poll.FD is driven by the
 // runtime's netpoller: a goroutine tries the system call first; on EAGAIN
-// it parks on its direction's waiter, a 1-buffered channel, which the loop
-// signals when the fd is ready, hangs up or fails, when the deadline's loop
-// timer fires, or when Close or the loop's end wakes everything.
+// it parks on its direction's waiter, which the loop signals when the fd is
+// ready, hangs up or fails, when the deadline's loop timer fires, or when
+// Close or the loop's end wakes everything.
+//
+// A waiter is a state word and a 1-buffered channel, as the runtime's
+// pollDesc is a state word and a parked goroutine. The state is idle,
+// ready (a signal came and nobody waited: the next park returns at once)
+// or waiting (a goroutine is receiving from the channel). A signal turns
+// idle into ready, or waiting into idle plus one token on the channel; a
+// park turns idle into waiting and receives, or consumes ready. So a
+// signal with nobody waiting, the common case for the write side, where
+// nearly every edge says writable, is one atomic operation, and the
+// channel carries exactly one token per park, never a stale one.
 //
 // Registration: on a backend with edge-triggering (epoll, kqueue) the fd is
 // watched for both directions, edge-triggered, from the first moment to
 // Close, and every readiness edge signals its waiter. Parking then costs no
-// system call, no Post and no wake of the loop: a goroutine that got EAGAIN
-// receives from the channel, and an edge that came between the EAGAIN and
-// the receive has left a signal there already. On poll and select
+// system call, no Post and no wake of the loop: an edge that came between
+// the EAGAIN and the park has left the state ready. On poll and select
 // (level-triggered only) the fd is in the loop's table for its life but in
 // the poller only while a goroutine waits: each park Posts an arm that adds
 // the interest, and the event drops it again (an fd nobody waits for would
 // be reported ready, or hung up, on every wait).
 //
-// A signal can be stale (an edge for data that was read before the
+// A ready state can be stale (an edge for data that was read before the
 // goroutine parked, a timer for a deadline since moved): a woken goroutine
-// always retries its system call, so a stale signal costs one retry, never
-// a wrong result, as with the runtime's pdReady. Read and Write drop a
-// signal left over before their first system call (waiter.prepare), so
-// the usual stale one, an edge for the data that call reads, costs nothing.
+// always retries its system call, so it costs one retry, never a wrong
+// result, as with the runtime's pdReady. Read and Write reset it before
+// their first system call (waiter.prepare), as the runtime's prepareRead
+// does, so the usual stale one, an edge for the data that call reads,
+// costs nothing.
 //
 // Deadlines are loop timers, armed only while a goroutine waits with a
 // deadline set: setting one to the past signals the waiter directly,
@@ -68,8 +78,9 @@ type fd struct {
 type waiter struct {
 	fd       *fd
 	dir      reactor.Events // Readable or Writable
-	ch       chan struct{}  // the loop's signal, 1-buffered
-	parked   atomic.Bool    // a goroutine is in wait
+	state    atomic.Int32   // idle, ready or waiting (see fd)
+	ch       chan struct{}  // one token per park that a signal ended
+	parked   atomic.Bool    // a goroutine is in wait (for setDeadline)
 	deadline atomic.Int64   // monotonic ns (see mono); 0 means none
 	timerAt  atomic.Int64   // the deadline the loop timer is armed for; 0 none
 	timer    *reactor.Timer // loop-owned, made on first use
@@ -99,23 +110,52 @@ func (w *waiter) init(f *fd, dir reactor.Events) {
 	w.fire = w.onTimer
 }
 
-// signal wakes a goroutine parked on w, or the next one to park.
+// The states of a waiter.
+const (
+	idle int32 = iota
+	ready
+	waiting
+)
+
+// signal wakes the goroutine parked on w, or makes the next park return
+// at once; safe from any goroutine, and one atomic operation when nobody
+// waits.
 func (w *waiter) signal() {
-	select {
-	case w.ch <- struct{}{}:
-	default:
+	for {
+		switch w.state.Load() {
+		case ready:
+			return
+		case waiting:
+			if w.state.CompareAndSwap(waiting, idle) {
+				w.ch <- struct{}{} // never blocks: one token per park
+				return
+			}
+		default:
+			if w.state.CompareAndSwap(idle, ready) {
+				return
+			}
+		}
 	}
+}
+
+// park waits for a signal, or consumes one that came first. One goroutine
+// parks on a waiter at a time.
+func (w *waiter) park() {
+	if w.state.CompareAndSwap(idle, waiting) {
+		<-w.ch
+		return
+	}
+	w.state.Store(idle) // it was ready; only park leaves that state
 }
 
 // prepare drops a signal left from before the system call about to be
 // made: that call sees whatever the signal was for (data, room, a closed
 // fd, a passed deadline), and keeping it would cost a retry that returns
-// EAGAIN. Go's runtime resets its pdReady the same way (prepareRead).
-// It takes no lock when there is no signal.
+// EAGAIN. Go's runtime resets its pdReady the same way (prepareRead). It
+// is one atomic load when there is none.
 func (w *waiter) prepare() {
-	select {
-	case <-w.ch:
-	default:
+	if w.state.Load() == ready {
+		w.state.CompareAndSwap(ready, idle)
 	}
 }
 
@@ -288,7 +328,7 @@ func (f *fd) wait(w *waiter) error {
 			}
 		}
 	}
-	<-w.ch
+	w.park()
 	w.parked.Store(false)
 	if e := f.failed.Load(); e != nil {
 		return *e

@@ -18,8 +18,8 @@
 //
 // # Which loops
 //
-// Listen, Dial and DialContext use a shared group of GOMAXPROCS loops on the
-// default backend (reactor.ResolveBackend: $REACTOR_BACKEND, else epoll on
+// Listen, Dial and DialContext use a shared group of loops (one per four Ps,
+// at least one; see sharedLoops) on the default backend (reactor.ResolveBackend: $REACTOR_BACKEND, else epoll on
 // linux and kqueue on the BSDs and darwin), started by the first listener or
 // connection and ended when the last one closes. A Config with a Group of
 // one's own chooses the count and the backend, and shares the loops with a
@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -346,6 +347,14 @@ func (ln *listener) Close() error {
 // Addr returns the listening address.
 func (ln *listener) Addr() net.Addr { return ln.addr }
 
+// sharedLoops is the shared group's size: one loop per four Ps, at least
+// one. A netconn loop only turns readiness into wake-ups; the work runs in
+// the goroutines it wakes, so one loop serves several Ps, and fewer loops
+// batch more events per wait. On 2 cores, net/http (HTTP/1.1, 64
+// connections, unpinned) served 1.02x net's requests/s over one loop and
+// 0.89x over two.
+func sharedLoops() int { return max(1, runtime.GOMAXPROCS(0)/4) }
+
 // sharedGroup is the group behind the zero Config: started by the first
 // listener or connection, closed when the last one closes.
 type sharedGroup struct {
@@ -362,7 +371,7 @@ func (s *sharedGroup) acquire() (*reactor.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.refs == 0 {
-		g, err := reactor.NewGroup(reactor.GroupConfig{})
+		g, err := reactor.NewGroup(reactor.GroupConfig{Loops: sharedLoops()})
 		if err != nil {
 			return nil, err
 		}

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1428,7 +1427,7 @@ func checkShared(t *testing.T, what string, g *reactor.Group, refs int) {
 
 // TestNetGroupLifecycle checks that the shared group behind Listen and Dial
 // starts with the first listener or connection (on the backend the
-// environment names, with GOMAXPROCS loops), is held by every one of them,
+// environment names, with sharedLoops() loops), is held by every one of them,
 // accepted connections included, and ends with the last; and that a failed
 // Listen or Dial leaves no reference behind.
 func TestNetGroupLifecycle(t *testing.T) {
@@ -1446,8 +1445,8 @@ func TestNetGroupLifecycle(t *testing.T) {
 				t.Fatal("no shared group while a listener is open")
 			}
 			checkShared(t, "after Listen", g, 1)
-			if g.Len() != runtime.GOMAXPROCS(0) {
-				t.Fatalf("%d loops, want GOMAXPROCS = %d", g.Len(), runtime.GOMAXPROCS(0))
+			if g.Len() != sharedLoops() {
+				t.Fatalf("%d loops, want sharedLoops() = %d", g.Len(), sharedLoops())
 			}
 			for i := range g.Len() {
 				if got := g.Loop(i).Backend(); got != b {

@@ -23,7 +23,7 @@ type epoll struct {
 	buf  []unix.EpollEvent // Wait's kernel buffer, grown to len(events) once
 }
 
-var _ Poller = (*epoll)(nil)
+var _ FDPoller = (*epoll)(nil)
 
 func newEpoll() (*epoll, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -207,3 +207,6 @@ func (p *epoll) Close() error {
 
 // Backend returns Epoll.
 func (p *epoll) Backend() Backend { return Epoll }
+
+// Fd returns the epoll fd; see FDPoller.
+func (p *epoll) Fd() int { return p.epfd }

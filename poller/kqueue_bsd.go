@@ -30,7 +30,7 @@ type kqueue struct {
 	ts      unix.Timespec
 }
 
-var _ Poller = (*kqueue)(nil)
+var _ FDPoller = (*kqueue)(nil)
 
 func newKqueue() (*kqueue, error) {
 	kq, err := unix.Kqueue()
@@ -232,3 +232,6 @@ func (p *kqueue) Close() error {
 
 // Backend returns Kqueue.
 func (p *kqueue) Backend() Backend { return Kqueue }
+
+// Fd returns the kqueue fd; see FDPoller.
+func (p *kqueue) Fd() int { return p.kq }

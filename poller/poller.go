@@ -121,6 +121,17 @@ type Poller interface {
 	Backend() Backend
 }
 
+// FDPoller is a Poller whose whole state is one kernel object with an fd
+// that is itself pollable: epoll and kqueue. The fd reads as ready while a
+// Wait would report something at once, so another poller (Go's runtime
+// netpoller, say) can wait on it in place of a blocking Wait. The fd stays
+// the Poller's: do not close it or wait on it once Close has begun.
+type FDPoller interface {
+	Poller
+	// Fd returns the poller's own fd.
+	Fd() int
+}
+
 // Errors returned by every backend; test them with errors.Is.
 var (
 	// ErrClosed is returned by every call on a closed Poller, and by a Wait

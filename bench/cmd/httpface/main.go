@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -35,7 +36,17 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	useTLS := flag.Bool("tls", false, "serve TLS with a self-signed certificate (HTTP/2 by ALPN)")
 	loops := flag.Int("loops", 0, "netconn: loops (0: GOMAXPROCS)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` at exit")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "httpface:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	var ln net.Listener
 	var err error
@@ -66,7 +77,9 @@ func main() {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())
+	shut := make(chan struct{})
 	go func() {
+		defer close(shut)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 		<-sig
@@ -83,6 +96,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "httpface:", err)
 		os.Exit(1)
 	}
+	<-shut
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and localhost.
