@@ -48,16 +48,20 @@ type target interface {
 //
 // A goroutine blocked in a system call keeps its P (the runtime's right to
 // run Go code), and the goroutines it has just made runnable (the readers a
-// Watch callback signalled, the poster of a function) sit in that P's run
-// queue until the runtime's monitor thread takes the P back, 20 us to
-// 10 ms later. So after a turn that ran a Watcher, a timer or a posted
-// function (the ways a loop hands work to goroutines), the loop's next
-// blocking wait parks in Go's netpoller on the poller's own fd (epoll,
-// kqueue), which leaves the P to what the turn made runnable and sleeps
-// only when nothing is; on poll and select, which have no such fd, it
-// yields (runtime.Gosched) before it blocks. After a turn that served only
-// Server connections, whose handlers run on the loop itself, it yields and
-// then blocks in the poller's Wait, the cheapest way to sleep.
+// Watcher signalled, a goroutine waiting for a posted function's result)
+// sit in that P's run queue until the runtime's monitor thread takes the P
+// back, 20 us to 10 ms later. So after a turn that ran a Watcher, a timer
+// or a posted function (the ways a loop hands work to goroutines), the
+// loop's next blocking wait parks in Go's netpoller on the poller's own fd
+// (epoll, kqueue), which leaves the P to what the turn made runnable and
+// sleeps only when nothing is; on poll and select, which have no such fd,
+// it yields (runtime.Gosched) before it blocks.
+//
+// After a turn that served only Server connections, whose handlers run on
+// the loop itself, it blocks in the poller's Wait at once, the cheapest way
+// to sleep, so the echo path costs what it did before loops could park.
+// The limit: a goroutine that a handler itself wakes (a channel send to a
+// worker) can wait for the monitor if the loop then blocks.
 type Loop struct {
 	p       poller.Poller
 	tab     fdtable.Table[target]
@@ -66,7 +70,6 @@ type Loop struct {
 	timers  timerHeap
 	start   time.Time
 	now     int64        // loop clock: nanoseconds since start, updated after every Wait
-	busy    bool         // the last turn served something: yield before blocking
 	woke    bool         // it ran a Watcher, a timer or a posted function (see wait)
 	watched bool         // this turn ran a Watcher
 	rpark   *runtimePark // nil where the poller has no pollable fd
@@ -197,7 +200,6 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 	fired := l.runTimers()
 	ran := l.runPosted()
 	l.woke = l.watched || fired || ran
-	l.busy = n > 0 || l.woke
 	return nil
 }
 

@@ -65,6 +65,12 @@ func newRuntimePark(l *Loop) *runtimePark {
 // then: but Post queues before it wakes, so the queue tells.
 func (r *runtimePark) try(uintptr) bool {
 	r.tries++
+	if r.tries == 1 {
+		// Let what the last turn woke run first: the events its work
+		// leads to are then collected now, in one Wait, rather than by
+		// a park and a wake each.
+		runtime.Gosched()
+	}
 	r.n, r.err = r.loop.p.Wait(r.loop.events, 0)
 	return r.n > 0 || r.err != nil || r.tries > 1 || r.loop.postPending()
 }
@@ -95,23 +101,22 @@ func (r *runtimePark) close() { r.f.Close() }
 // wait is the loop's wait for up to timeout. After a turn that ran a
 // Watcher, a timer or a posted function, any of which may have made
 // goroutines runnable, a blocking wait parks in Go's netpoller (epoll,
-// kqueue) so the P runs them; elsewhere the loop yields twice first. After
-// a turn that served only Server connections, whose handlers run on the
-// loop, it yields and blocks in the poller, the cheapest wait.
+// kqueue) so the P runs them first; on poll and select, which have no fd
+// for that, the loop yields twice and then blocks. After a turn that
+// served only Server connections, whose handlers run on the loop, it
+// blocks in the poller at once, the cheapest way to sleep.
 func (l *Loop) wait(timeout time.Duration) (int, error) {
-	if timeout != 0 && l.woke && l.rpark != nil {
-		n, err := l.rpark.wait(timeout)
-		if err != errors.ErrUnsupported {
-			return n, err
+	if timeout != 0 && l.woke {
+		if l.rpark != nil {
+			n, err := l.rpark.wait(timeout)
+			if err != errors.ErrUnsupported {
+				return n, err
+			}
+			l.rpark.close()
+			l.rpark = nil
 		}
-		l.rpark.close()
-		l.rpark = nil
-	}
-	if timeout != 0 && l.busy {
-		// Let what the last turn made runnable run before blocking with
-		// this P. Twice: one schedule in 61 takes the global run queue
-		// first, where Gosched put the loop, and the second is less likely
-		// to be such a one.
+		// Twice: one schedule in 61 takes the global run queue first,
+		// where Gosched put the loop.
 		runtime.Gosched()
 		runtime.Gosched()
 	}
