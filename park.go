@@ -101,20 +101,22 @@ func (r *runtimePark) close() { r.f.Close() }
 // wait is the loop's wait for up to timeout. After a turn that ran a
 // Watcher, a timer or a posted function, any of which may have made
 // goroutines runnable, a blocking wait parks in Go's netpoller (epoll,
-// kqueue) so the P runs them first; on poll and select, which have no fd
-// for that, the loop yields twice and then blocks. After a turn that
-// served only Server connections, whose handlers run on the loop, it
-// blocks in the poller at once, the cheapest way to sleep.
+// kqueue) so the P runs them first. After any other turn that served
+// something, and on poll and select, which have no fd to park on, the loop
+// yields twice (runtime.Gosched) and then blocks in the poller.
 func (l *Loop) wait(timeout time.Duration) (int, error) {
-	if timeout != 0 && l.woke {
-		if l.rpark != nil {
-			n, err := l.rpark.wait(timeout)
-			if err != errors.ErrUnsupported {
-				return n, err
-			}
-			l.rpark.close()
-			l.rpark = nil
+	if timeout == 0 {
+		return l.p.Wait(l.events, 0)
+	}
+	if l.woke && l.rpark != nil {
+		n, err := l.rpark.wait(timeout)
+		if err != errors.ErrUnsupported {
+			return n, err
 		}
+		l.rpark.close()
+		l.rpark = nil
+	}
+	if l.busy {
 		// Twice: one schedule in 61 takes the global run queue first,
 		// where Gosched put the loop.
 		runtime.Gosched()
