@@ -2,15 +2,9 @@ package netconn
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"sync"
@@ -123,7 +117,7 @@ func BenchmarkHTTP1(b *testing.B) {
 // BenchmarkHTTP2TLS is net/http, HTTP/2 over TLS (ALPN h2), many streams
 // on one connection from Go's client.
 func BenchmarkHTTP2TLS(b *testing.B) {
-	cert, pool := benchCert(b)
+	cert, pool := selfSigned(b)
 	for _, f := range faces {
 		b.Run("face="+f.name, func(b *testing.B) {
 			ln, err := f.listen("tcp", "127.0.0.1:0")
@@ -196,31 +190,4 @@ func BenchmarkEcho1MiB(b *testing.B) {
 			}
 		})
 	}
-}
-
-// benchCert makes a self-signed certificate for 127.0.0.1 and the pool
-// that trusts it.
-func benchCert(b *testing.B) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "netconn bench"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
