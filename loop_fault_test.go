@@ -165,8 +165,18 @@ func startFault(t *testing.T, o faultOptions) *faultServer {
 		case p := <-fakes:
 			fs.fakes = append(fs.fakes, p)
 		case err := <-fs.served:
+			// Serve failed early; the test looks at why. The pollers it
+			// made were sent before it returned: both cases were ready,
+			// and select took this one.
 			fs.served <- err
-			return fs // Serve failed early; the test looks at why
+			for {
+				select {
+				case p := <-fakes:
+					fs.fakes = append(fs.fakes, p)
+				default:
+					return fs
+				}
+			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("the loops' pollers were not created within 10s")
 		}
