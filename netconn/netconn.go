@@ -19,11 +19,11 @@
 // # Which loops
 //
 // Listen, Dial and DialContext use a shared group of loops (one per four Ps,
-// at least one; see sharedLoops) on the default backend (reactor.ResolveBackend: $REACTOR_BACKEND, else epoll on
+// at least one) on the default backend (reactor.ResolveBackend: $REACTOR_BACKEND, else epoll on
 // linux and kqueue on the BSDs and darwin), started by the first listener or
 // connection and ended when the last one closes. A Config with a Group of
-// one's own chooses the count and the backend, and shares the loops with a
-// Server or one's own watched fds if wanted.
+// one's own chooses the count and the backend, and the same loops can watch
+// one's own fds too (reactor.Loop.Watch).
 package netconn
 
 import (
