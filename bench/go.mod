@@ -7,6 +7,7 @@ require (
 	github.com/muxkit/reactor v0.0.0-00010101000000-000000000000
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/tidwall/evio v1.0.8
+	golang.org/x/net v0.62.0
 )
 
 require (
