@@ -744,6 +744,19 @@ func serverRows() []badInput {
 			t.Setenv(reactor.BackendEnv, "bogus")
 			return func() error { return listenServe(&reactor.Server{Handler: reactor.Echo}) }
 		}},
+		{name: "Server.Listen alone, REACTOR_BACKEND=bogus", setup: func(t *testing.T) func() error {
+			t.Setenv(reactor.BackendEnv, "bogus")
+			return func() error {
+				s := &reactor.Server{Handler: reactor.Echo}
+				err := s.Listen("tcp", "127.0.0.1:0")
+				if err == nil {
+					s.Shutdown(context.Background())
+				} else if s.Addr() != nil {
+					return fmt.Errorf("Listen failed (%v) but left a listening address %v", err, s.Addr())
+				}
+				return err
+			}
+		}},
 		{name: "ResolveBackend(0) with REACTOR_BACKEND=bogus", setup: func(t *testing.T) func() error {
 			t.Setenv(reactor.BackendEnv, "bogus")
 			return func() error {

@@ -99,8 +99,9 @@
 // at most, and only then closes and calls OnClose, as net/http does.
 //
 // The backend is DefaultBackend unless Server.Backend says otherwise or the
-// environment variable REACTOR_BACKEND names one (read when a Server
-// starts; an unknown name is an error, never a silent fallback), the way
+// environment variable REACTOR_BACKEND names one (read by Server.Listen
+// and when a Server starts; an unknown name is an error, never a silent
+// fallback), the way
 // libevent honours EVENT_NOEPOLL.
 //
 // # Loops without a Server

@@ -98,7 +98,8 @@ const (
 )
 
 // Listen opens the listening socket (network tcp, tcp4, tcp6 or unix)
-// without serving yet, so Addr is known (port 0 picks a free port). With
+// without serving yet, so Addr is known (port 0 picks a free port). An
+// unknown $REACTOR_BACKEND is an error here already, as in Serve. With
 // ReusePort it opens one socket per loop: the first picks the port, the
 // others bind to the address the first got.
 func (s *Server) Listen(network, address string) error {
@@ -109,6 +110,13 @@ func (s *Server) Listen(network, address string) error {
 	}
 	if s.state != stateNew {
 		return fmt.Errorf("reactor: Listen on a Server that already listens or serves")
+	}
+	if s.NewPoller == nil {
+		// Before any socket exists: a program that announces it listens
+		// must not fail only later, in Serve.
+		if _, err := ResolveBackend(s.Backend); err != nil {
+			return err
+		}
 	}
 	if s.ReusePort {
 		return s.listenReusePort(network, address)
