@@ -129,8 +129,9 @@ func (g *Group) Next() *Loop {
 // ErrLoopClosed (Server connections are closed with ErrServerClosed), later
 // Posts return ErrLoopClosed, and Close returns once every loop goroutine
 // has ended, with the first poller failure that ended a loop early, if
-// any. It blocks, so it must not be called from a loop goroutine of g; a
-// second Close waits the same way and returns the same.
+// any; a second Close waits the same way and returns the same. Called on
+// one of g's own loop goroutines (from a callback), it cannot wait for that
+// loop: it starts the same close and returns nil at once.
 func (g *Group) Close() error {
 	g.mu.Lock()
 	first := !g.closed
@@ -140,6 +141,9 @@ func (g *Group) Close() error {
 		for _, l := range g.loops {
 			l.Post(l.close) // an ended loop refuses it, and is ended already
 		}
+	}
+	if onLoopOf(g.loops) {
+		return nil
 	}
 	g.wg.Wait()
 	g.mu.Lock()

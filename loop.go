@@ -3,6 +3,7 @@ package reactor
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -88,6 +89,7 @@ type Loop struct {
 	running []func() // the batch being run, swapped with posted
 	exited  bool     // no more Post: the loop has returned
 
+	gid      atomic.Uint64 // the id of the goroutine running the loop (see onLoopOf)
 	stopping bool          // stop once the table is empty (drain)
 	done     chan struct{} // closed when run returns
 	err      error         // why run returned, if not a stop
@@ -170,6 +172,7 @@ func (l *Loop) timeout() time.Duration {
 // It returns once stopping is set and nothing is registered, or on a
 // poller failure (kept in err).
 func (l *Loop) run() {
+	l.gid.Store(goroutineID())
 	defer close(l.done)
 	for !l.stopping || l.tab.Len() > 0 {
 		if err := l.serveOnce(l.timeout()); err != nil {

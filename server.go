@@ -391,9 +391,15 @@ func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
 
 // Shutdown stops accepting, lets every connection flush what it has
 // queued, closes them gracefully (reason ErrServerClosed; see the package
-// doc on graceful close) and returns when all loops have ended; Serve then returns ErrServerClosed. If ctx ends first, the
-// connections still open are closed at once, queued bytes dropped, and
-// ctx's error is returned after the loops end. Safe from any goroutine.
+// doc on graceful close) and returns when all loops have ended; Serve then
+// returns ErrServerClosed. If ctx ends first, the connections still open
+// are closed at once, queued bytes dropped, and ctx's error is returned
+// after the loops end.
+//
+// Safe from any goroutine. Called on one of the Server's own loop
+// goroutines (from a handler, a timer or a posted function), it cannot wait
+// for that loop to end: it starts the same shutdown, bounded by ctx the
+// same way, and returns nil at once; Serve returns when it is done.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	switch s.state {
@@ -405,12 +411,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	case stateDone:
-		stopped := s.stopped
+		stopped, loops := s.stopped, s.loops
 		s.mu.Unlock()
 		if stopped == nil {
 			return ErrServerClosed
 		}
-		<-stopped
+		if !onLoopOf(loops) {
+			<-stopped
+		}
 		return nil
 	}
 	s.state = stateDone
@@ -423,6 +431,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range loops {
 		l.Post(l.beginStop)
 	}
+	if onLoopOf(loops) {
+		go awaitStop(ctx, loops, stopped)
+		return nil
+	}
+	return awaitStop(ctx, loops, stopped)
+}
+
+// awaitStop waits for a graceful stop to end, or for ctx, after which it
+// closes what is left at once and waits for the loops.
+func awaitStop(ctx context.Context, loops []*Loop, stopped chan struct{}) error {
 	select {
 	case <-stopped:
 		return nil
@@ -433,6 +451,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-stopped
 	return ctx.Err()
+}
+
+// onLoopOf reports whether the calling goroutine runs one of loops.
+func onLoopOf(loops []*Loop) bool {
+	id := goroutineID()
+	for _, l := range loops {
+		if id != 0 && l.gid.Load() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // beginStop starts a graceful stop on l: every connection flushes, then

@@ -372,3 +372,35 @@ func testLoopYields(t *testing.T, fd bool) {
 		t.Fatalf("the loop blocked %d times of %d with a goroutine it woke still waiting for the P", spy.failed, rounds)
 	}
 }
+
+// TestGroupCloseFromCallback: Close called on one of the group's own loops
+// returns at once and the group still ends.
+func TestGroupCloseFromCallback(t *testing.T) {
+	leakcheck.Check(t)
+	g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	if err := g.Loop(1).Post(func() { res <- g.Close() }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatalf("Close from a loop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from a loop did not return within 10s")
+	}
+	if err := g.Close(); err != nil {
+		t.Fatalf("Close from the test: %v", err)
+	}
+	for i := range g.Len() {
+		select {
+		case <-g.Loop(i).Done():
+		default:
+			t.Errorf("loop %d not done", i)
+		}
+	}
+}
