@@ -16,6 +16,7 @@ import (
 	"github.com/muxkit/reactor"
 	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/fdtable"
+	"github.com/muxkit/reactor/internal/badinput"
 	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/internal/sock"
@@ -28,28 +29,19 @@ import (
 )
 
 // badInput is one row of TestBadInput: a misuse of an exported function
-// and what it must answer.
+// and what it must answer, as badinput.Row says (want nil: any error; ok:
+// the documented answer is success).
 type badInput struct {
-	name string
-	// setup runs on the test goroutine (it may call t.Fatal and register
-	// cleanups) and returns the call under test, which runs on its own
-	// goroutine under a deadline, a panic in it recovered.
+	name  string
 	setup func(t *testing.T) func() error
-	// want is the sentinel the error must match with errors.Is; nil means
-	// any non-nil error. With ok, the call must return nil instead: the
-	// documented answer to that input is success (a no-op, a zero-length
-	// write); the row's name says so.
-	want error
-	ok   bool
+	want  error
+	ok    bool
 }
 
 // call makes a row's setup of a call that needs none.
 func call(fn func() error) func(*testing.T) func() error {
 	return func(*testing.T) func() error { return fn }
 }
-
-// biDeadline bounds every call: longer is a hang.
-const biDeadline = 5 * time.Second
 
 // TestBadInput feeds every exported function of every package the inputs
 // a caller gets wrong: negative, closed and huge fds, zero and huge sizes,
@@ -68,63 +60,11 @@ func TestBadInput(t *testing.T) {
 	rows = append(rows, reactorConnRows()...)
 	rows = append(rows, serversRows()...)
 	rows = append(rows, modelRows()...)
-	seen := map[string]bool{}
+	var table []badinput.Row
 	for _, r := range rows {
-		if seen[r.name] {
-			t.Fatalf("two rows named %q", r.name)
-		}
-		seen[r.name] = true
-		t.Run(r.name, func(t *testing.T) {
-			err, panicked, hung := guarded(r.setup(t))
-			switch {
-			case hung:
-				t.Fatalf("did not return within %v", biDeadline)
-			case panicked != nil:
-				t.Fatalf("panicked: %v", panicked)
-			case r.ok:
-				if err != nil {
-					t.Fatalf("got %v, want success", err)
-				}
-			case err == nil:
-				t.Fatalf("got nil, want an error (%v)", r.want)
-			case r.want != nil && !errors.Is(err, r.want):
-				t.Fatalf("got %v, want an error matching %v", err, r.want)
-			}
-			if err != nil {
-				t.Logf("%v", err)
-			}
-		})
+		table = append(table, badinput.Row{Name: r.name, Setup: r.setup, Want: r.want, OK: r.ok})
 	}
-}
-
-// guarded runs fn on its own goroutine: a panic is returned, not raised,
-// and fn not returning within biDeadline is reported as hung (fn's
-// goroutine is then left behind; the test fails anyway).
-func guarded(fn func() error) (err error, panicked any, hung bool) {
-	type result struct {
-		err error
-		p   any
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		returned := false
-		defer func() {
-			r.p = recover()
-			if r.p == nil && !returned {
-				r.p = "runtime.Goexit (t.FailNow off the test goroutine?)"
-			}
-			done <- r
-		}()
-		r.err = fn()
-		returned = true
-	}()
-	select {
-	case r := <-done:
-		return r.err, r.p, false
-	case <-time.After(biDeadline):
-		return nil, nil, true
-	}
+	badinput.Run(t, table)
 }
 
 // biUnusedFD returns an fd number that is not open: what a closed fd

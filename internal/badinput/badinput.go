@@ -1,0 +1,90 @@
+// Package badinput runs the bad-input tables of the packages' tests: each
+// row is a misuse of an exported function and the answer it must get, a
+// clear error (or the documented success), never a panic or a hang.
+package badinput
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// Row is one misuse and what it must answer.
+type Row struct {
+	Name string
+	// Setup runs on the test goroutine (it may call t.Fatal and register
+	// cleanups) and returns the call under test, which runs on its own
+	// goroutine under Deadline, a panic in it recovered.
+	Setup func(t *testing.T) func() error
+	// Want is the sentinel the error must match with errors.Is; nil means
+	// any non-nil error. With OK the call must return nil instead: the
+	// documented answer to that input is success (a no-op, a zero-length
+	// write); the row's name says so.
+	Want error
+	OK   bool
+}
+
+// Deadline bounds every call: longer is a hang.
+const Deadline = 5 * time.Second
+
+// Run runs every row as a subtest of t; two rows with one name fail t.
+func Run(t *testing.T, rows []Row) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if seen[r.Name] {
+			t.Fatalf("two rows named %q", r.Name)
+		}
+		seen[r.Name] = true
+		t.Run(r.Name, func(t *testing.T) {
+			err, panicked, hung := guarded(r.Setup(t))
+			switch {
+			case hung:
+				t.Fatalf("did not return within %v", Deadline)
+			case panicked != nil:
+				t.Fatalf("panicked: %v", panicked)
+			case r.OK:
+				if err != nil {
+					t.Fatalf("got %v, want success", err)
+				}
+			case err == nil:
+				t.Fatalf("got nil, want an error (%v)", r.Want)
+			case r.Want != nil && !errors.Is(err, r.Want):
+				t.Fatalf("got %v, want an error matching %v", err, r.Want)
+			}
+			if err != nil {
+				t.Logf("%v", err)
+			}
+		})
+	}
+}
+
+// guarded runs fn on its own goroutine: a panic is returned, not raised,
+// and fn not returning within Deadline is reported as hung (fn's goroutine
+// is then left behind; the test fails anyway).
+func guarded(fn func() error) (err error, panicked any, hung bool) {
+	type result struct {
+		err error
+		p   any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		returned := false
+		defer func() {
+			r.p = recover()
+			if r.p == nil && !returned {
+				r.p = "runtime.Goexit (t.FailNow off the test goroutine?)"
+			}
+			done <- r
+		}()
+		r.err = fn()
+		returned = true
+	}()
+	select {
+	case r := <-done:
+		return r.err, r.p, false
+	case <-time.After(Deadline):
+		return nil, nil, true
+	}
+}
