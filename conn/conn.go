@@ -314,24 +314,28 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 // Flush writes queued bytes with writev(2), up to 64 chunks (1 MiB) per call
-// (8 on darwin and openbsd, which must go through libc), until the queue is
-// empty or the kernel takes no more. It returns nil in both cases: check
-// Pending() to see whether bytes are left, and flush again when the fd is
-// writable. A failed writev (EPIPE, ECONNRESET, ...) is an *os.SyscallError
-// naming "writev" and leaves the unsent bytes queued; the connection is
-// broken then, and Writes behind the queue still succeed without a syscall,
-// so Close it. After Close the error matches net.ErrClosed. EINTR is retried. Flush does not
-// block and does not allocate (chunks it empties go back to the free list),
-// except for the *os.SyscallError of a failure.
+// (8 on darwin and openbsd, which must go through libc; a queue of one chunk
+// goes out with write(2)), until the queue is empty or the kernel takes no
+// more. It returns nil in both cases: check Pending() to see whether bytes
+// are left, and flush again when the fd is writable. A failed writev (EPIPE,
+// ECONNRESET, ...) is an *os.SyscallError naming "writev" and leaves the
+// unsent bytes queued; the connection is broken then, and Writes behind the
+// queue still succeed without a syscall, so Close it. After Close the error
+// matches net.ErrClosed. EINTR is retried. Flush does not block and does not
+// allocate (chunks it empties go back to the free list), except for the
+// *os.SyscallError of a failure.
 func (c *Conn) Flush() error {
 	if !c.open() {
 		return errClosed
 	}
 	for c.head != nil {
-		n, err := writev(c.fd, c.head)
+		n, offered, err := writev(c.fd, c.head, nil)
 		switch {
 		case err == nil && n > 0:
 			c.consume(n)
+			if n < offered {
+				return nil // the kernel took what it had room for
+			}
 			continue
 		case err == nil:
 			return errNoProgress
@@ -343,6 +347,81 @@ func (c *Conn) Flush() error {
 		return os.NewSyscallError("writev", err)
 	}
 	return nil
+}
+
+// Queue copies p to the end of the write queue without a system call; Flush
+// or Writev sends it. It is Write for a caller that gathers several writes
+// into one system call. Like Write it returns len(p), nil, or 0,
+// ErrQueueFull (taking nothing) if Pending()+len(p) would exceed
+// Limits.MaxQueued, or an error matching net.ErrClosed after Close. It does
+// not retain p, and allocates only a chunk the free list cannot supply.
+func (c *Conn) Queue(p []byte) (int, error) {
+	if !c.open() {
+		return 0, errClosed
+	}
+	if len(p) > c.lim.maxQueued()-c.pending {
+		return 0, ErrQueueFull
+	}
+	c.enqueue(p)
+	return len(p), nil
+}
+
+// Writev sends the queued bytes and then bufs, in order, with one writev(2)
+// (more only while the kernel keeps taking everything offered and the queue
+// is longer than one call takes), and copies into the queue only what the
+// kernel does not take: bufs that fit the socket's send buffer are never
+// copied. It returns the bytes of bufs written or queued, which is all of
+// them, or 0 and ErrQueueFull (taking nothing) if they would push
+// Pending() past Limits.MaxQueued. A failed writev is an *os.SyscallError
+// naming "writev", with nothing of bufs taken; after Close the error
+// matches net.ErrClosed. EINTR is retried. It does not retain bufs, does
+// not block, and allocates only queue chunks and the error.
+func (c *Conn) Writev(bufs [][]byte) (int, error) {
+	if !c.open() {
+		return 0, errClosed
+	}
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if total > c.lim.maxQueued()-c.pending {
+		return 0, ErrQueueFull
+	}
+	if total == 0 {
+		return 0, nil
+	}
+	var n, offered int
+	var err error
+	for {
+		n, offered, err = writev(c.fd, c.head, bufs)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.EAGAIN:
+		n, err = 0, nil
+	case err != nil:
+		return 0, os.NewSyscallError("writev", err)
+	}
+	took := n
+	q := min(n, c.pending)
+	c.consume(q)
+	n -= q
+	for _, b := range bufs {
+		if n >= len(b) {
+			n -= len(b)
+			continue
+		}
+		c.enqueue(b[n:])
+		n = 0
+	}
+	if took == offered && c.pending > 0 {
+		// The kernel took all it was offered, but the queue was longer
+		// than one call takes: carry on as Flush does.
+		return total, c.Flush()
+	}
+	return total, nil
 }
 
 // Pending returns the number of queued bytes, written by Write but not yet

@@ -1,6 +1,9 @@
 package conn
 
 import (
+	"bytes"
+	"errors"
+	"net"
 	"testing"
 	"unsafe"
 
@@ -74,8 +77,103 @@ func TestFlushIsVectored(t *testing.T) {
 	defer c.Close()
 	n := 3 * len(chunk{}.buf)
 	c.enqueue(make([]byte, n)) // queued without a write, as behind a full buffer
-	k, err := writev(c.fd, c.head)
+	k, _, err := writev(c.fd, c.head, nil)
 	if err != nil || k != n {
 		t.Fatalf("one writev of 3 chunks = %d, %v; want %d", k, err, n)
+	}
+}
+
+// Writev sends the queue, then its buffers, in one call, and queues only
+// what the kernel leaves; bytes arrive in the order written.
+func TestWritevKeepsOrderAndQueuesTheRest(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10)
+	c, err := New(fds[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var want []byte
+	add := func(p []byte) []byte { want = append(want, p...); return p }
+	if _, err := c.Queue(add([]byte("head:"))); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<20) // more than the socket takes at once
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	n, err := c.Writev([][]byte{add([]byte("a")), nil, add(big), add([]byte("tail"))})
+	if err != nil || n != 1+len(big)+4 {
+		t.Fatalf("Writev = %d, %v; want %d, nil", n, err, 1+len(big)+4)
+	}
+	if c.Pending() == 0 {
+		t.Fatal("Pending() = 0 after writing 1 MiB to a 64 KiB socket buffer: nothing was queued")
+	}
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, 64<<10)
+	for len(got) < len(want) {
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		k, err := unix.Read(fds[1], buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:k]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("peer read %d bytes differing from the %d written in order", len(got), len(want))
+	}
+	if c.Pending() != 0 {
+		t.Fatalf("Pending() = %d after the peer read everything", c.Pending())
+	}
+}
+
+// Writev past MaxQueued takes nothing; with nothing queued and room in the
+// socket it makes one system call and queues nothing.
+func TestWritevLimitsAndDirect(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	lim := Limits{HighWater: 16, LowWater: 8, MaxQueued: 32}
+	c, err := New(fds[0], &lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Writev([][]byte{make([]byte, 20), make([]byte, 20)}); n != 0 || !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Writev of 40 bytes with MaxQueued 32 = %d, %v; want 0, ErrQueueFull", n, err)
+	}
+	if n, err := c.Writev([][]byte{[]byte("ab"), []byte("cd")}); n != 4 || err != nil || c.Pending() != 0 {
+		t.Fatalf("Writev = %d, %v, Pending %d; want 4, nil, 0", n, err, c.Pending())
+	}
+	buf := make([]byte, 8)
+	if k, _ := unix.Read(fds[1], buf); string(buf[:k]) != "abcd" {
+		t.Fatalf("peer read %q, want abcd", buf[:k])
+	}
+	if n, err := c.Writev(nil); n != 0 || err != nil {
+		t.Fatalf("Writev(nil) = %d, %v", n, err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		if raceOn {
+			return // -race makes the literals escape
+		}
+		c.Writev([][]byte{[]byte("ab"), []byte("cd")})
+		unix.Read(fds[1], buf)
+	}); allocs != 0 {
+		t.Errorf("Writev allocates %v times per call", allocs)
+	}
+	c.Close()
+	if _, err := c.Writev([][]byte{[]byte("x")}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Writev after Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Queue([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Queue after Close = %v, want net.ErrClosed", err)
 	}
 }

@@ -28,10 +28,14 @@ func errnoErr(e unix.Errno) error {
 
 func sysRead(fd int, p []byte) (int, error) {
 	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e == 0 {
+		raceWritten(p, int(n))
+	}
 	return int(n), errnoErr(e)
 }
 
 func sysWrite(fd int, p []byte) (int, error) {
+	raceRead(p)
 	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	return int(n), errnoErr(e)
 }
