@@ -104,7 +104,7 @@ func BenchmarkEchoSpread(b *testing.B) {
 			loops := loopsOf(b, s)
 			per := make([]int, len(loops))
 			for i, l := range loops {
-				onLoop(b, l, func() { per[i] = l.conns })
+				per[i] = int(l.Stats().Open)
 			}
 			reportBalance(b, per)
 		})
@@ -115,7 +115,7 @@ func BenchmarkEchoSpread(b *testing.B) {
 func openedPerLoop(b *testing.B, loops []*Loop) []int {
 	per := make([]int, len(loops))
 	for i, l := range loops {
-		onLoop(b, l, func() { per[i] = l.opened })
+		per[i] = int(l.Stats().Accepted)
 	}
 	return per
 }

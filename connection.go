@@ -13,81 +13,350 @@ import (
 )
 
 // ErrIdleTimeout is the reason OnClose gets for a connection closed after
-// Server.IdleTimeout without reading anything.
+// its IdleTimeout without reading anything.
 var ErrIdleTimeout = errors.New("reactor: idle timeout")
 
-// Conn is one client connection served by a Loop. Its methods are for the
-// loop goroutine (handlers, timer functions, Post'ed functions) unless they
-// say otherwise; AsyncWrite and AsyncClose are the ones for any goroutine.
+// ErrInboundFull is the reason OnClose gets for a connection whose handler
+// kept more than MaxInbound bytes with Keep (a frame longer than the
+// protocol allows, or a parser that never consumes): what was queued is
+// flushed, the kept bytes are dropped.
+var ErrInboundFull = errors.New("reactor: inbound buffer over MaxInbound")
+
+// ErrQueueFull is returned by Write, Writev and AsyncWrite's write when
+// queueing would pass Limits.MaxQueued; the connection stays open. It is
+// conn.ErrQueueFull.
+var ErrQueueFull = conn.ErrQueueFull
+
+// Limits bounds a connection's write queue (watermarks for backpressure and
+// a hard cap); the zero Limits means the defaults (64 KiB, 16 KiB, 4 MiB).
+// It is conn.Limits.
+type Limits = conn.Limits
+
+// DefaultMaxInbound is the MaxInbound a zero field means: 1 MiB.
+const DefaultMaxInbound = 1 << 20
+
+// service is what a connection needs from whoever made it, a Server or a
+// Dialer: its handler with the optional faces, limits and timeouts. It is
+// read-only once a connection uses it.
+type service struct {
+	h         Handler
+	half      HalfCloser // nil: close at the peer's end of file
+	drain     Drainer    // nil: nobody to tell
+	limits    conn.Limits
+	idle      time.Duration
+	maxIn     int
+	keepAlive time.Duration
+	srv       *Server // nil for a Dialer's connections
+}
+
+// newService fills a service from a handler and its settings.
+func newService(h Handler, lim conn.Limits, idle time.Duration, maxIn int, keepAlive time.Duration) *service {
+	svc := &service{h: h, limits: lim, idle: idle, maxIn: maxIn, keepAlive: keepAlive}
+	svc.half, _ = h.(HalfCloser)
+	svc.drain, _ = h.(Drainer)
+	if svc.maxIn == 0 {
+		svc.maxIn = DefaultMaxInbound
+	}
+	return svc
+}
+
+// connState is a Conn's set of flags.
+type connState uint16
+
+const (
+	// stPaused: the write queue passed the high watermark, so the loop
+	// stopped reading until it drains to the low watermark.
+	stPaused connState = 1 << iota
+	// stUserPaused: the handler called PauseRead.
+	stUserPaused
+	// stClosing: Close was asked for; no more reading, the queue is
+	// flushed and then the connection closes with its reason.
+	stClosing
+	stClosed
+	// stDraining: the queue is flushed and the sending side shut; what the
+	// peer still sends is read and dropped until its end of file (see
+	// finish).
+	stDraining
+	// stEOF: the peer's end of file has been read.
+	stEOF
+	// stDirty: written to since the last flush; on the loop's dirty list.
+	stDirty
+	// stDrainArmed: the queue held more than the low watermark at the end
+	// of a callback; OnDrain is due when it falls to it.
+	stDrainArmed
+	// stConnecting: a Dialer's connect is in progress.
+	stConnecting
+	// stRedo: on the loop's list to have its kept bytes offered again.
+	stRedo
+)
+
+// Close reasons kept as a byte (see Conn.why).
+var closeReasons = [...]error{nil, io.EOF, ErrIdleTimeout, ErrServerClosed, ErrInboundFull}
+
+// Conn is one connection served by a Loop, accepted by a Server or made by
+// a Dialer. Its methods are for the loop goroutine (handlers, timer
+// functions, Post'ed functions) unless they say otherwise; AsyncWrite and
+// AsyncClose are the ones for any goroutine.
+//
+// # Writing
+//
+// Write queues: the bytes written during one callback (OnOpen, OnData, a
+// timer function, one batch of posted functions) leave in one write(2) or
+// writev(2) when it returns, so a handler answering 16 pipelined requests
+// makes one system call, not 16. Flush sends them earlier; Writev sends the
+// queue and several buffers at once without copying them.
+//
+// # Reading
+//
+// OnData gets the loop's read buffer. Bytes a handler does not consume (the
+// start of a frame whose end has not arrived) it keeps with Keep; they are
+// offered again, followed by the next bytes read, in the next OnData. Only
+// the kept tail is copied, into a pooled buffer released when nothing is
+// kept. PauseRead and ResumeRead stop and restart reading c; with a Drainer
+// a handler learns when its write queue has drained.
 //
 // Serving one event reads and writes the fields up to and including c's
 // queue head; they come first and fill the first 64 bytes, and the whole
-// Conn is 128 bytes, so the allocator's 128-byte size class puts
-// those fields on one cache line (with a thousand busy connections the
-// kernel's socket work evicts them between two events of one connection,
-// so every line touched is a cache miss).
+// Conn fits the allocator's 128-byte size class, so those fields share one
+// cache line (with a thousand busy connections the kernel's socket work
+// evicts them between two events of one connection, so every line touched
+// is a cache miss).
 type Conn struct {
-	loop *Loop
-	srv  *Server
-	want poller.Events
-	// paused: the write queue passed the high watermark, so the loop stopped
-	// reading this client until it drains below the low watermark.
-	paused bool
-	// closing: Close was asked for; no more reading, the queue is flushed
-	// and then the connection closes with reason.
-	closing bool
-	closed  bool
-	// draining: the queue is flushed and the sending side shut; what the
-	// peer still sends is read and dropped until its end of file (see
-	// finish).
-	draining bool
-	eof      bool      // the peer's end of file has been read
-	active   int64     // loop clock of the last read, for the idle timeout
-	c        conn.Conn // by value: one allocation, its hot fields next to ours
-	handle   fdtable.Handle
-	ctx      any
-	idle     *Timer // the idle timeout (see onIdle), then the drain's limit; nil without either
-	reason   error
+	loop   *Loop
+	svc    *service
+	want   poller.Events // the interest in the poller; 0: not in it
+	why    uint8         // index in closeReasons of the reason a graceful close ends with
+	st     connState
+	active int64     // loop clock of the last read, for the idle timeout
+	c      conn.Conn // by value: one allocation, its hot fields next to ours
+	handle fdtable.Handle
+	ctx    any
+	idle   *Timer   // the connect timeout, then the idle timeout, then the drain's limit; nil without any
+	in     *inbound // the bytes kept by Keep; nil when none
+	dial   *dialing // a Dialer's connect in progress; nil once connected
 }
 
-// Write sends b, queueing what the kernel does not take at once; it never
-// blocks. It returns len(b) or an error: conn.ErrQueueFull past the hard
-// limit (the connection stays open), net.ErrClosed after Close. It
-// allocates only to grow the queue.
+func (c *Conn) is(f connState) bool { return c.st&f != 0 }
+
+// Write queues b to be sent when the current callback returns (see Conn);
+// it never blocks. It returns len(b), or an error: ErrQueueFull past
+// Limits.MaxQueued (nothing taken; the connection stays open), net.ErrClosed
+// after Close. A Write of 64 KiB or more goes out at once, with what is
+// queued before it, as Writev. It copies b and allocates only to grow the
+// queue. Before a Dialer's connection is connected, the bytes wait for it.
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.closed || c.closing {
+	c.loop.checkLoop("Conn.Write")
+	if c.is(stClosed | stClosing) {
 		return 0, net.ErrClosed
 	}
-	n, err := c.c.Write(b)
-	if err != nil && !errors.Is(err, conn.ErrQueueFull) {
+	if len(b) >= writeNowSize && !c.is(stConnecting) {
+		return c.writev([][]byte{b})
+	}
+	n, err := c.c.Queue(b)
+	if n > 0 {
+		c.loop.tqueued += int64(n)
+		c.dirty()
+	}
+	return n, err
+}
+
+// writeNowSize is the Write size sent at once rather than copied into the
+// queue: past it a copy costs more than the system call saved.
+const writeNowSize = 64 << 10
+
+// Writev sends the queued bytes and then bufs, in order, with one writev(2)
+// now, and copies into the queue only what the kernel does not take. It
+// returns the bytes of bufs written or queued (all of them) or an error as
+// Write. It does not retain bufs; it allocates only to grow the queue.
+func (c *Conn) Writev(bufs ...[]byte) (int, error) {
+	c.loop.checkLoop("Conn.Writev")
+	if c.is(stClosed | stClosing) {
+		return 0, net.ErrClosed
+	}
+	if c.is(stConnecting) {
+		// Not connected: queue in order, to leave once it is.
+		total := 0
+		for _, b := range bufs {
+			n, err := c.Write(b)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}
+	return c.writev(bufs)
+}
+
+// writev is Writev on a connected c.
+func (c *Conn) writev(bufs [][]byte) (int, error) {
+	l := c.loop
+	before := c.c.Pending()
+	n, err := c.c.Writev(bufs)
+	if err != nil {
+		if errors.Is(err, conn.ErrQueueFull) {
+			return 0, err
+		}
 		c.shut(err)
-		return n, err
+		return 0, err
+	}
+	after := c.c.Pending()
+	l.tqueued += int64(after - before)
+	l.tout += int64(before + n - after)
+	c.dirty() // for the interest and the drain check, at the callback's end
+	return n, nil
+}
+
+// Flush sends the queued bytes now rather than when the callback returns,
+// for a handler that needs bytes out before it goes on (one system call).
+// What the kernel does not take stays queued, for the loop to send when
+// the socket is writable. A write error closes c and is returned; after
+// Close the error is net.ErrClosed. It does not allocate.
+func (c *Conn) Flush() error {
+	c.loop.checkLoop("Conn.Flush")
+	if c.is(stClosed) {
+		return net.ErrClosed
+	}
+	if c.is(stConnecting) || c.c.Pending() == 0 {
+		return nil
+	}
+	return c.flushQueue()
+}
+
+// dirty marks c written to: the loop flushes it when the callback returns.
+func (c *Conn) dirty() {
+	if !c.is(stDirty) {
+		c.st |= stDirty
+		c.loop.dirty = append(c.loop.dirty, c)
+	}
+}
+
+// flushQueue sends what is queued; an error closes c and is returned.
+func (c *Conn) flushQueue() error {
+	l := c.loop
+	before := c.c.Pending()
+	err := c.c.Flush()
+	sent := before - c.c.Pending()
+	l.tout += int64(sent)
+	l.tqueued -= int64(sent)
+	if err != nil {
+		c.shut(err)
+	}
+	return err
+}
+
+// Keep keeps the last n bytes of the data the current OnData got (the
+// unconsumed start of a frame) buffered for c: the next OnData gets them
+// first, followed by the bytes read since. A later Keep in the same OnData
+// replaces an earlier one; without Keep nothing is kept. More than
+// MaxInbound bytes kept closes c, after flushing what it queued, with
+// ErrInboundFull. Call it only from c's OnData, with 0 <= n <= len(data);
+// anything else is an error and keeps nothing. It allocates the kept
+// buffer, from a pool, only when bytes are kept that were not already.
+func (c *Conn) Keep(n int) error {
+	l := c.loop
+	l.checkLoop("Conn.Keep")
+	if l.keeping != c {
+		return errors.New("reactor: Conn.Keep called outside the connection's OnData")
+	}
+	if n < 0 || n > l.keepMax {
+		return fmt.Errorf("reactor: Conn.Keep(%d) of %d bytes of data", n, l.keepMax)
+	}
+	l.keep = n
+	return nil
+}
+
+// Buffered returns the number of bytes kept with Keep, offered again at the
+// next OnData. It does not allocate.
+func (c *Conn) Buffered() int {
+	if c.in == nil {
+		return 0
+	}
+	return len(c.in.b)
+}
+
+// PauseRead stops reading c until ResumeRead: nothing more is read from
+// the socket, so a client that floods c with requests is held back by TCP
+// while the handler catches up (with Drainer, it resumes when its replies
+// have drained). Writing goes on. It makes at most one system call (the
+// poller's) and does not allocate.
+func (c *Conn) PauseRead() {
+	c.loop.checkLoop("Conn.PauseRead")
+	if c.is(stClosed | stUserPaused) {
+		return
+	}
+	c.st |= stUserPaused
+	c.update()
+}
+
+// ResumeRead ends PauseRead. Bytes kept with Keep are offered again in an
+// OnData of their own at the end of the loop's turn, even if nothing new
+// arrives (after the peer's end of file included), so a handler that
+// stopped parsing can resume; then reading goes on. It makes at most one
+// system call and does not allocate (the loop's list of such connections
+// grows once).
+func (c *Conn) ResumeRead() {
+	l := c.loop
+	l.checkLoop("Conn.ResumeRead")
+	if c.is(stClosed) || !c.is(stUserPaused) {
+		return
+	}
+	c.st &^= stUserPaused
+	if c.in != nil && !c.is(stRedo) {
+		c.st |= stRedo
+		l.redo = append(l.redo, c)
 	}
 	c.update()
-	return n, err
+}
+
+// ReadPaused reports whether PauseRead is in effect.
+func (c *Conn) ReadPaused() bool { return c.is(stUserPaused) }
+
+// reading reports whether the loop reads c.
+func (c *Conn) reading() bool {
+	return !c.is(stPaused | stUserPaused | stClosing | stClosed | stEOF | stConnecting)
 }
 
 // Close closes c after the bytes already written are flushed and, unless
 // the peer has finished sending, after it has read the peer's end of file
-// (for 500 ms at most; see the package doc on graceful close); OnClose follows
-// with a nil reason. A second Close returns net.ErrClosed.
+// (for 500 ms at most; see the package doc on graceful close); OnClose
+// follows with a nil reason. A Dialer's connection not yet connected is
+// abandoned at once, its queue dropped. A second Close returns
+// net.ErrClosed.
 func (c *Conn) Close() error {
-	if c.closed || c.closing {
+	c.loop.checkLoop("Conn.Close")
+	if c.is(stClosed | stClosing) {
 		return net.ErrClosed
+	}
+	if c.is(stConnecting) {
+		c.shut(nil)
+		return nil
 	}
 	c.closeWith(nil)
 	return nil
 }
 
-// closeWith starts a graceful close: flush, then finish with reason.
+// closeWith starts a graceful close: flush, then finish with reason, which
+// must be one of closeReasons.
 func (c *Conn) closeWith(reason error) {
-	c.closing, c.reason = true, reason
+	c.st |= stClosing
+	for i, r := range closeReasons {
+		if r == reason {
+			c.why = uint8(i)
+		}
+	}
+	c.release()
 	if c.c.Pending() == 0 {
 		c.finish()
 		return
 	}
-	c.update()
+	if !c.is(stDirty) {
+		c.update() // a callback's end flushes a dirty c and finishes it then
+	}
 }
+
+// reason is why a graceful close ends.
+func (c *Conn) reason() error { return closeReasons[c.why] }
 
 // drainTimeout bounds how long a closing connection waits for the peer's
 // end of file after its own (see finish): net/http's figure. While it
@@ -103,20 +372,20 @@ const drainTimeout = 500 * time.Millisecond
 // byte sent is acknowledged, finish shuts the sending side (the peer reads
 // end of file after the last byte) and reads and drops what still comes
 // until the peer's end of file, for drainTimeout at most; then the
-// connection closes with c.reason. net/http closes the same way.
+// connection closes with its reason. net/http closes the same way.
 func (c *Conn) finish() {
-	if c.eof || settled(c.c.Fd()) || c.c.CloseWrite() != nil {
-		c.shut(c.reason)
+	if c.is(stEOF) || settled(c.c.Fd()) || c.c.CloseWrite() != nil {
+		c.shut(c.reason())
 		return
 	}
-	c.draining = true
+	c.st |= stDraining
 	if c.drain() {
 		return // end of file already: closed
 	}
 	if c.idle != nil {
 		c.idle.Stop()
 	}
-	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.shut(c.reason) })
+	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.shut(c.reason()) })
 	c.update()
 }
 
@@ -131,26 +400,29 @@ func (c *Conn) drain() bool {
 		case errors.Is(err, conn.ErrWouldBlock):
 			return false
 		}
-		c.shut(c.reason)
+		c.shut(c.reason())
 		return true
 	}
 }
 
 // AsyncWrite copies b and has c's loop write it; safe from any goroutine.
-// It allocates the copy and the hand-off. Bytes for a connection that is
-// closed by the time the loop runs them are dropped (its OnClose tells);
-// after the Server has shut down the error is ErrServerClosed.
+// It allocates the copy and the hand-off. Writes from one goroutine reach
+// the peer in the order made, after what the loop wrote before running
+// them; each batch of posted functions leaves in one system call. Bytes for
+// a connection that is closed by the time the loop runs them are dropped
+// (its OnClose tells); once the loop has ended (for a Server's connection:
+// the Server has shut down) the error is ErrServerClosed.
 func (c *Conn) AsyncWrite(b []byte) error {
 	cp := append([]byte(nil), b...)
 	return c.post(func() {
-		if !c.closed && !c.closing {
+		if !c.is(stClosed | stClosing) {
 			c.Write(cp)
 		}
 	})
 }
 
-// post runs fn on c's loop; once the loop has ended, which for a Server's
-// connection means the Server has, the error is ErrServerClosed.
+// post runs fn on c's loop; once the loop has ended the error is
+// ErrServerClosed.
 func (c *Conn) post(fn func()) error {
 	if err := c.loop.Post(fn); err != nil {
 		if errors.Is(err, ErrLoopClosed) {
@@ -164,7 +436,7 @@ func (c *Conn) post(fn func()) error {
 // AsyncClose has c's loop Close it; safe from any goroutine.
 func (c *Conn) AsyncClose() error {
 	return c.post(func() {
-		if !c.closed && !c.closing {
+		if !c.is(stClosed | stClosing) {
 			c.Close()
 		}
 	})
@@ -179,11 +451,12 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 // Pending returns the bytes written but not yet taken by the kernel.
 func (c *Conn) Pending() int { return c.c.Pending() }
 
-// Loop returns the loop that serves c.
+// Loop returns the loop that serves c; safe from any goroutine.
 func (c *Conn) Loop() *Loop { return c.loop }
 
-// Fd returns c's file descriptor, for socket options; do not read, write
-// or close it directly.
+// Fd returns c's file descriptor, or -1 once c is closed. For socket
+// options prefer the Set methods or Control; never read, write or close
+// the fd directly.
 func (c *Conn) Fd() int { return c.c.Fd() }
 
 // LocalAddr returns the local address; it allocates on the first call.
@@ -199,39 +472,126 @@ func (c *Conn) String() string {
 
 // onEvent serves one poller event for c.
 func (c *Conn) onEvent(ev poller.Events) {
-	l := c.loop
-	if c.draining {
+	switch {
+	case c.is(stConnecting):
+		c.onConnect()
+		return
+	case c.is(stDraining):
 		c.drain()
 		return
 	}
 	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.c.Pending() > 0 {
-		if err := c.c.Flush(); err != nil {
-			c.shut(err)
+		if c.flushQueue() != nil {
 			return
 		}
 	}
-	if ev&poller.Readable != 0 && !c.paused && !c.closing {
-		n, err := c.c.Read(l.buf)
-		switch {
-		case n > 0:
-			c.active = l.now
-			c.srv.Handler.OnData(c, l.buf[:n])
-		case errors.Is(err, conn.ErrWouldBlock):
-		case errors.Is(err, io.EOF):
-			// The peer has shut its side for writing; it may still read.
-			// Flush what is queued for it, then close (reason io.EOF).
-			c.eof = true
-			c.closeWith(io.EOF)
-			return
-		case err != nil:
-			c.shut(err)
+	if ev&poller.Readable != 0 && c.reading() {
+		c.read()
+		if c.is(stClosed) {
 			return
 		}
 	}
-	if c.closed {
+	c.settle()
+}
+
+// read makes one read(2) and hands what it got to the handler.
+func (c *Conn) read() {
+	l := c.loop
+	n, err := c.c.Read(l.buf)
+	switch {
+	case n > 0:
+		l.tin += int64(n)
+		c.active = l.now
+		data := l.buf[:n]
+		if c.in != nil {
+			c.in = c.in.add(data)
+			data = c.in.b
+		}
+		c.deliver(data)
+	case errors.Is(err, conn.ErrWouldBlock):
+	case errors.Is(err, io.EOF):
+		// The peer has shut its side for writing; it may still read.
+		c.st |= stEOF
+		if c.svc.half != nil {
+			c.svc.half.OnPeerClose(c)
+			return
+		}
+		// Flush what is queued for it, then close (reason io.EOF).
+		c.closeWith(io.EOF)
+	default:
+		c.shut(err)
+	}
+}
+
+// deliver calls OnData with data and keeps what the handler asked to.
+func (c *Conn) deliver(data []byte) {
+	l := c.loop
+	l.keeping, l.keepMax, l.keep = c, len(data), 0
+	c.svc.h.OnData(c, data)
+	l.keeping = nil
+	if c.is(stClosed | stClosing) {
+		c.release() // not before: data may be the kept buffer
 		return
 	}
-	if c.closing && c.c.Pending() == 0 {
+	k := l.keep
+	switch {
+	case k == 0:
+		c.release()
+	case k > c.svc.maxIn:
+		c.closeWith(ErrInboundFull) // releases
+	case c.in == nil:
+		c.in = newInbound(k)
+		c.in.b = append(c.in.b, data[len(data)-k:]...)
+	default:
+		c.in = c.in.keepTail(k)
+	}
+}
+
+// release gives the kept bytes' buffer back, unless OnData is running
+// with it as its data (deliver releases it then).
+func (c *Conn) release() {
+	if c.in != nil && c.loop.keeping != c {
+		c.in.free()
+		c.in = nil
+	}
+}
+
+// redeliver offers the kept bytes again after ResumeRead (see Loop.runRedo).
+func (c *Conn) redeliver() {
+	c.st &^= stRedo
+	if c.in == nil || c.is(stClosed|stClosing|stPaused|stUserPaused|stConnecting) {
+		return
+	}
+	c.deliver(c.in.b)
+	if !c.is(stClosed) {
+		c.settle()
+	}
+}
+
+// settle ends a callback's work on c: flush what it wrote, tell a Drainer,
+// finish a close whose queue is empty, and set the poller interest.
+func (c *Conn) settle() {
+	c.st &^= stDirty
+	if c.is(stClosed | stConnecting) {
+		return
+	}
+	if c.c.Pending() > 0 && c.flushQueue() != nil {
+		return
+	}
+	if c.svc.drain != nil {
+		if c.is(stDrainArmed) && c.c.BelowLowWater() {
+			c.st &^= stDrainArmed
+			if !c.is(stClosing) {
+				c.svc.drain.OnDrain(c)
+				if c.is(stClosed) {
+					return
+				}
+			}
+		} else if !c.c.BelowLowWater() {
+			c.st |= stDrainArmed
+		}
+	}
+	if c.is(stClosing) && !c.is(stDraining) && c.c.Pending() == 0 {
 		c.finish()
 		return
 	}
@@ -239,38 +599,57 @@ func (c *Conn) onEvent(ev poller.Events) {
 }
 
 // update applies backpressure and sets the poller interest c needs:
-// Readable unless paused or closing, Writable while bytes are queued.
+// Readable while reading, Writable while bytes are queued. A connection
+// that wants neither leaves the poller until it does again: a
+// level-triggered poller reports a hang-up whatever the interest, and would
+// make the loop spin on it.
 func (c *Conn) update() {
-	if c.closed {
+	if c.is(stClosed) {
 		return
 	}
-	if !c.paused && c.c.AboveHighWater() {
-		c.paused = true
-	} else if c.paused && c.c.BelowLowWater() {
-		c.paused = false
+	if !c.is(stPaused) && c.c.AboveHighWater() {
+		c.st |= stPaused
+	} else if c.is(stPaused) && c.c.BelowLowWater() {
+		c.st &^= stPaused
 	}
 	var want poller.Events
-	if !c.paused && !c.closing || c.draining {
+	switch {
+	case c.is(stConnecting):
+		want = poller.Writable
+	case c.reading() || c.is(stDraining):
 		want = poller.Readable
 	}
 	if c.c.Pending() > 0 {
 		want |= poller.Writable
 	}
-	if want != c.want {
-		if err := c.loop.p.Modify(c.c.Fd(), uint64(c.handle), want); err != nil {
-			c.shut(err)
-			return
-		}
-		c.want = want
+	if want == c.want {
+		return
 	}
+	l := c.loop
+	fd := c.c.Fd()
+	var err error
+	switch {
+	case c.want == 0:
+		err = l.p.Add(fd, uint64(c.handle), want)
+	case want == 0:
+		err = l.p.Remove(fd)
+	default:
+		err = l.p.Modify(fd, uint64(c.handle), want)
+	}
+	if err != nil {
+		l.logError("changing a connection's poller interest", err, "fd", fd)
+		c.shut(err)
+		return
+	}
+	c.want = want
 }
 
-// onIdle fires the idle timer: close if nothing was read for IdleTimeout,
-// else re-arm for the rest of it. Reads only record the time, so the
-// event path never touches the timer heap.
+// onIdle fires the idle timer: close if nothing was read for the idle
+// timeout, else re-arm for the rest of it. Reads only record the time, so
+// the event path never touches the timer heap.
 func (c *Conn) onIdle() {
 	l := c.loop
-	left := c.active + int64(c.srv.IdleTimeout) - l.now
+	left := c.active + int64(c.svc.idle) - l.now
 	if left > 0 {
 		c.idle.Reset(time.Duration(left))
 		return
@@ -278,24 +657,53 @@ func (c *Conn) onIdle() {
 	c.closeWith(ErrIdleTimeout)
 }
 
+// armIdle starts the idle timeout, if there is one.
+func (c *Conn) armIdle() {
+	if c.svc.idle <= 0 {
+		return
+	}
+	c.active = c.loop.now
+	// The timer and its closure only when they are used.
+	c.idle = &Timer{loop: c.loop, index: -1}
+	c.idle.fn = c.onIdle
+	c.loop.schedule(c.idle, c.svc.idle)
+}
+
 // onStop is c's loop ending while c is open: it closes now, with
-// ErrServerClosed (the loop of a Server ends only when the Server does).
-func (c *Conn) onStop(error) { c.shut(ErrServerClosed) }
+// ErrServerClosed for a Server's connection (its loop ends only when the
+// Server does), else with reason.
+func (c *Conn) onStop(reason error) {
+	if c.svc.srv != nil {
+		reason = ErrServerClosed
+	}
+	c.shut(reason)
+}
 
 // shut closes c now, whatever is queued, and tells the handler.
 func (c *Conn) shut(reason error) {
-	if c.closed {
+	if c.is(stClosed) {
 		return
 	}
-	c.closed = true
+	c.st |= stClosed
 	l := c.loop
 	if c.idle != nil {
 		c.idle.Stop()
 	}
-	l.p.Remove(c.c.Fd())
+	c.release()
+	fd := c.c.Fd()
+	if c.want != 0 {
+		if err := l.p.Remove(fd); err != nil {
+			l.logError("removing a closed connection from the poller", err, "fd", fd)
+		}
+	}
 	l.tab.Delete(c.handle)
-	c.c.Close()
-	l.conns--
-	c.srv.nconns.Add(-1)
-	c.srv.Handler.OnClose(c, reason)
+	l.tqueued -= int64(c.c.Pending())
+	if err := c.c.Close(); err != nil {
+		l.logError("closing a connection", err, "fd", fd)
+	}
+	l.stats.closed(reason)
+	if c.svc.srv != nil {
+		c.svc.srv.nconns.Add(-1)
+	}
+	c.svc.h.OnClose(c, reason)
 }

@@ -223,7 +223,7 @@ func benchDispatch(b *testing.B, be poller.Backend, path string, ready int) {
 		case "echo":
 			s.register(l, pair[0])
 			s.register(l, pair[1])
-			if l.conns != 2*(len(fds)/2+1) {
+			if l.Stats().Open != int64(2*(len(fds)/2+1)) {
 				b.Fatalf("register of socketpair %v failed", pair)
 			}
 			fds = append(fds, pair[0], pair[1])

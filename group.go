@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"errors"
+	"log/slog"
 	"fmt"
 	"runtime"
 	"sync"
@@ -21,6 +22,9 @@ type GroupConfig struct {
 	// poller.New(Backend), for tests (see poller/pollertest) and custom
 	// backends; Backend and $REACTOR_BACKEND are then ignored.
 	NewPoller func() (poller.Poller, error)
+	// Logger, if set, receives the errors no caller can be handed (a
+	// failing poller, close or interest change); nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Group is a set of running event loops, each on a goroutine of its own: the
@@ -75,6 +79,7 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 			return nil, err
 		}
 		l := newLoop(p)
+		l.log = cfg.Logger
 		l.rpark = newRuntimePark(l)
 		g.loops = append(g.loops, l)
 	}

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +82,22 @@ type Loop struct {
 	woke    bool         // it ran a Watcher, a timer or a posted function (see wait)
 	watched bool         // this turn ran a Watcher
 	rpark   *runtimePark // nil where the poller has no pollable fd
-	conns   int          // Server connections registered on this loop and open
-	opened  int          // Server connections ever registered on this loop (tests, benchmarks)
+	ctx     any          // SetContext's value
+	log     *slog.Logger // nil: errors are not logged
+
+	dirty []*Conn // written to since their last flush (see Conn.dirty)
+	redo  []*Conn // to be offered their kept bytes again (see ResumeRead)
+
+	// The OnData running: keeping is its Conn, keepMax its data's length,
+	// keep what it asked Keep to keep.
+	keeping *Conn
+	keepMax int
+	keep    int
+
+	// This turn's counts, added to stats at its end: bytes read and
+	// written, and the change in bytes queued.
+	tin, tout, tqueued int64
+	stats              loopStats
 
 	postMu  sync.Mutex
 	posted  []func()
@@ -93,8 +108,6 @@ type Loop struct {
 	stopping bool          // stop once the table is empty (drain)
 	done     chan struct{} // closed when run returns
 	err      error         // why run returned, if not a stop
-
-	staleEvents int // events dropped because their handle was stale (tests read it)
 }
 
 // newLoop returns a loop over p, not yet running.
@@ -137,10 +150,32 @@ func (l *Loop) Post(fn func()) error {
 	return nil
 }
 
+// Context returns the value set by SetContext: per-loop state, such as a
+// scratch buffer shared by the loop's connections. Call it on the loop
+// goroutine.
+func (l *Loop) Context() any { return l.ctx }
+
+// SetContext attaches a value of the caller's own to the loop, for its
+// callbacks to share without locks (they all run on its goroutine). Call
+// it on the loop goroutine; Post a function that calls it to set it from
+// elsewhere.
+func (l *Loop) SetContext(v any) {
+	l.checkLoop("Loop.SetContext")
+	l.ctx = v
+}
+
+// logError logs err at level Error with msg, if the loop has a logger.
+func (l *Loop) logError(msg string, err error, args ...any) {
+	if l.log != nil {
+		l.log.Error("reactor: "+msg, append(args, "err", err)...)
+	}
+}
+
 // AfterFunc runs fn on the loop goroutine once d has passed. Call it on
 // the loop goroutine (a handler, a timer function, a Post'ed function); from
 // elsewhere, Post a function that calls it. It allocates the Timer.
 func (l *Loop) AfterFunc(d time.Duration, fn func()) *Timer {
+	l.checkLoop("Loop.AfterFunc")
 	t := &Timer{loop: l, fn: fn, index: -1}
 	l.schedule(t, d)
 	return t
@@ -160,8 +195,12 @@ func (l *Loop) schedule(t *Timer, d time.Duration) {
 func (l *Loop) clock() int64 { return int64(time.Since(l.start)) }
 
 // timeout is how long the next Wait may block: until the first timer, or
-// forever without timers.
+// forever without timers; not at all while kept bytes wait to be offered
+// again.
 func (l *Loop) timeout() time.Duration {
+	if len(l.redo) > 0 {
+		return 0
+	}
 	if len(l.timers) == 0 {
 		return -1
 	}
@@ -177,6 +216,7 @@ func (l *Loop) run() {
 	for !l.stopping || l.tab.Len() > 0 {
 		if err := l.serveOnce(l.timeout()); err != nil {
 			l.err = err
+			l.logError("the poller failed; the loop ends", err)
 			break
 		}
 	}
@@ -202,16 +242,52 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 		t, ok := l.tab.Get(fdtable.Handle(ev.Token))
 		if !ok {
 			// The fd was closed (and maybe reused) earlier in this batch.
-			l.staleEvents++
+			l.stats.stale.Add(1)
 			continue
 		}
 		t.onEvent(ev.Events)
+		if len(l.dirty) > 0 {
+			l.flushDirty()
+		}
 	}
 	fired := l.runTimers()
 	ran := l.runPosted()
+	redone := l.runRedo()
 	l.woke = l.watched || fired || ran
-	l.busy = n > 0 || l.woke
+	l.busy = n > 0 || l.woke || redone
+	l.publish()
 	return nil
+}
+
+// flushDirty flushes the connections written to by the callback that just
+// returned (see Conn.Write).
+func (l *Loop) flushDirty() {
+	for i := 0; i < len(l.dirty); i++ { // settle may add more
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		if c.is(stDirty) {
+			c.settle()
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+// runRedo offers connections resumed by ResumeRead their kept bytes, and
+// reports whether there were any.
+func (l *Loop) runRedo() bool {
+	if len(l.redo) == 0 {
+		return false
+	}
+	for i := 0; i < len(l.redo); i++ { // a handler may resume more
+		c := l.redo[i]
+		l.redo[i] = nil
+		c.redeliver()
+		if len(l.dirty) > 0 {
+			l.flushDirty()
+		}
+	}
+	l.redo = l.redo[:0]
+	return true
 }
 
 // runTimers fires the timers that are due and reports whether any did.
@@ -221,6 +297,9 @@ func (l *Loop) runTimers() bool {
 		t := l.timers[0]
 		l.timers.remove(t)
 		t.fn()
+		if len(l.dirty) > 0 {
+			l.flushDirty()
+		}
 		fired = true
 	}
 	return fired
@@ -242,6 +321,9 @@ func (l *Loop) runPosted() bool {
 	for i, fn := range l.running {
 		fn()
 		l.running[i] = nil
+	}
+	if len(l.dirty) > 0 {
+		l.flushDirty() // one batch of posted writes, one system call each
 	}
 	return len(l.running) > 0
 }

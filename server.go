@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
@@ -13,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/fdtable"
 	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/poller"
@@ -55,8 +55,21 @@ type Server struct {
 	// (reason ErrIdleTimeout); zero means never.
 	IdleTimeout time.Duration
 	// Limits sets each connection's write queue watermarks and hard cap;
-	// zero fields take conn's defaults.
-	Limits conn.Limits
+	// zero fields take the defaults.
+	Limits Limits
+	// MaxInbound caps the bytes a handler may keep for one connection with
+	// Conn.Keep; past it the connection closes with ErrInboundFull. Zero
+	// means DefaultMaxInbound (1 MiB).
+	MaxInbound int
+	// KeepAlive is the keep-alive probe timing of accepted TCP connections,
+	// which also get TCP_NODELAY, as Go's net gives them: zero means 15 s
+	// idle, then a probe every 15 s, 9 probes; negative turns probes off.
+	// Conn's Set methods change both per connection.
+	KeepAlive time.Duration
+	// Logger, if set, receives the errors no caller can be handed: a
+	// failing accept, poller or close, the acceptor's fd back-off. Nil
+	// logs nothing.
+	Logger *slog.Logger
 	// MaxConns caps open connections; past it new ones are closed at once.
 	// Zero means no cap.
 	MaxConns int
@@ -85,6 +98,8 @@ type Server struct {
 	loops   []*Loop // group.loops
 	backend poller.Backend
 	accs    []*acceptor // one per listening socket
+	svc     *service
+	tcp     bool // the listener is a TCP socket: accepted ones get TCP options
 	nconns  atomic.Int64
 	stopped chan struct{} // closed when every loop has returned
 	failed  error         // why serving ended early (fail), if it did
@@ -126,6 +141,7 @@ func (s *Server) Listen(network, address string) error {
 		return err
 	}
 	s.lnfds, s.ownLn, s.addr, s.state = []int{fd}, true, addr, stateListening
+	s.tcp = network != "unix"
 	return nil
 }
 
@@ -152,6 +168,7 @@ func (s *Server) listenReusePort(network, address string) error {
 		fds = append(fds, fd)
 	}
 	s.lnfds, s.ownLn, s.reuse, s.addr, s.state = fds, true, true, first, stateListening
+	s.tcp = network != "unix"
 	return nil
 }
 
@@ -220,6 +237,7 @@ func (s *Server) ServeFD(fd int) error {
 		return os.NewSyscallError("fcntl", err)
 	}
 	s.lnfds, s.ownLn, s.addr = []int{fd}, false, sock.LocalAddr(fd)
+	_, s.tcp = s.addr.(*net.TCPAddr)
 	return s.serve()
 }
 
@@ -228,12 +246,14 @@ func (s *Server) config() error {
 	if s.Handler == nil {
 		return errors.New("reactor: Server.Handler is nil")
 	}
-	if s.Loops < 0 || s.MaxConns < 0 || s.IdleTimeout < 0 {
-		return fmt.Errorf("reactor: negative Loops (%d), MaxConns (%d) or IdleTimeout (%v)", s.Loops, s.MaxConns, s.IdleTimeout)
+	if s.Loops < 0 || s.MaxConns < 0 || s.IdleTimeout < 0 || s.MaxInbound < 0 {
+		return fmt.Errorf("reactor: negative Loops (%d), MaxConns (%d), IdleTimeout (%v) or MaxInbound (%d)", s.Loops, s.MaxConns, s.IdleTimeout, s.MaxInbound)
 	}
 	if err := s.Limits.Validate(); err != nil {
 		return err
 	}
+	s.svc = newService(s.Handler, s.Limits, s.IdleTimeout, s.MaxInbound, s.KeepAlive)
+	s.svc.srv = s
 	if s.ReusePort != s.reuse {
 		return errors.New("reactor: Server.ReusePort changed between Listen and Serve")
 	}
@@ -337,7 +357,7 @@ func (s *Server) start() error {
 	if s.reuse {
 		n = len(s.lnfds) // one loop per socket, as Listen counted them
 	}
-	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller})
+	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller, Logger: s.Logger})
 	if err != nil {
 		return err
 	}
@@ -361,32 +381,17 @@ func (s *Server) start() error {
 	return nil
 }
 
-// newConn wraps an accepted fd and registers it on l; on l's goroutine.
-func (s *Server) newConn(l *Loop, fd int) (*Conn, error) {
-	c := &Conn{loop: l, srv: s, want: poller.Readable}
-	if err := c.c.Init(fd, &s.Limits); err != nil {
-		unix.Close(fd)
-		return nil, err
+// Stats returns the counts of the Server's loops (see Stats; connections
+// dialed on its loops included); safe from any goroutine. Before Serve it
+// returns the zero Stats. It does not allocate.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	g := s.group
+	s.mu.Unlock()
+	if g == nil {
+		return Stats{}
 	}
-	h, err := l.tab.Put(fd, c)
-	if err != nil {
-		c.c.Close()
-		return nil, err
-	}
-	c.handle = h
-	if err := l.p.Add(fd, uint64(h), poller.Readable); err != nil {
-		l.tab.Delete(h)
-		c.c.Close()
-		return nil, err
-	}
-	c.active = l.now
-	if s.IdleTimeout > 0 {
-		// The timer and its closure only when they are used.
-		c.idle = &Timer{loop: l, index: -1}
-		c.idle.fn = c.onIdle
-		l.schedule(c.idle, s.IdleTimeout)
-	}
-	return c, nil
+	return g.Stats()
 }
 
 // Shutdown stops accepting, lets every connection flush what it has
@@ -486,7 +491,7 @@ func (l *Loop) forceStop(reason error) {
 func (l *Loop) liveConns() []*Conn {
 	var cs []*Conn
 	l.tab.Range(func(_ fdtable.Handle, t target) bool {
-		if c, ok := t.(*Conn); ok && !c.closed {
+		if c, ok := t.(*Conn); ok && !c.is(stClosed) {
 			cs = append(cs, c)
 		}
 		return true
@@ -509,7 +514,6 @@ type acceptor struct {
 	paused   bool
 	stopped  bool
 	tries    int // accept calls made, for tests of the back-off
-	accepted int // connections accepted, for tests
 }
 
 // onEvent accepts up to acceptBatch connections. When the process or the
@@ -528,7 +532,7 @@ func (a *acceptor) onEvent(poller.Events) {
 			case sock.IsTemporaryAcceptError(err):
 				continue
 			case sock.IsFDExhausted(err):
-				a.pause()
+				a.pause(err)
 			default:
 				// Not a listening socket any more (EINVAL), or worse:
 				// the listener stays readable, so carrying on would spin.
@@ -538,11 +542,11 @@ func (a *acceptor) onEvent(poller.Events) {
 			return
 		}
 		a.backoff = 0
-		a.accepted++
 		// Count first, then check: with ReusePort several acceptors count
 		// at once, and a load-then-add could let two pass for one slot.
 		if n := s.nconns.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
 			s.nconns.Add(-1)
+			a.loop.stats.refused.Add(1)
 			unix.Close(fd)
 			continue
 		}
@@ -555,20 +559,26 @@ func (a *acceptor) onEvent(poller.Events) {
 		if l == a.loop {
 			s.register(l, fd)
 		} else if err := l.Post(func() { s.register(l, fd) }); err != nil {
+			a.loop.logError("handing a connection to its loop", err, "fd", fd)
 			unix.Close(fd)
 			s.nconns.Add(-1)
 		}
 	}
 }
 
-// pause stops watching the listener for a backoff period.
-func (a *acceptor) pause() {
+// pause stops watching the listener for a backoff period; err is why.
+func (a *acceptor) pause(err error) {
 	a.backoff = min(max(2*a.backoff, 10*time.Millisecond), time.Second)
 	if a.paused || a.stopped {
 		return
 	}
 	a.paused = true
-	a.loop.p.Modify(a.fd, uint64(a.handle), 0)
+	if l := a.loop.log; l != nil {
+		l.Warn("reactor: accept: out of file descriptors; pausing the listener", "err", err, "retry", a.backoff)
+	}
+	if err := a.loop.p.Modify(a.fd, uint64(a.handle), 0); err != nil {
+		a.loop.logError("pausing the listener", err, "fd", a.fd)
+	}
 	a.loop.AfterFunc(a.backoff, a.resume)
 }
 
@@ -577,7 +587,9 @@ func (a *acceptor) resume() {
 		return
 	}
 	a.paused = false
-	a.loop.p.Modify(a.fd, uint64(a.handle), poller.Readable)
+	if err := a.loop.p.Modify(a.fd, uint64(a.handle), poller.Readable); err != nil {
+		a.loop.logError("resuming the listener", err, "fd", a.fd)
+	}
 }
 
 // onStop is the loop ending with the acceptor registered (a poller
@@ -591,28 +603,61 @@ func (a *acceptor) stop() {
 		return
 	}
 	a.stopped = true
-	a.loop.p.Remove(a.fd)
+	if err := a.loop.p.Remove(a.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
+		a.loop.logError("removing the listener from the poller", err, "fd", a.fd)
+	}
 	a.loop.tab.Delete(a.handle)
 	if a.srv.ownLn {
-		unix.Close(a.fd)
+		if err := unix.Close(a.fd); err != nil {
+			a.loop.logError("closing the listener", err, "fd", a.fd)
+		}
 	}
 }
 
 // register adds a freshly accepted fd as a Conn of loop l; on l's
 // goroutine.
 func (s *Server) register(l *Loop, fd int) {
-	c, err := s.newConn(l, fd)
+	if s.tcp {
+		// Go's net defaults; a failure (the peer reset already) shows at
+		// the first read or write.
+		sock.SetTCPDefaults(fd, s.KeepAlive)
+	}
+	c, err := l.newConn(fd, s.svc, poller.Readable)
 	if err != nil {
 		s.nconns.Add(-1)
+		l.logError("registering an accepted connection", err, "fd", fd)
 		return
 	}
-	l.conns++
-	l.opened++
-	s.Handler.OnOpen(c)
-	if c.closed || c.closing {
+	l.stats.accepted.Add(1)
+	c.armIdle()
+	s.Handler.OnOpen(c) // what it writes leaves when the callback returns
+	if c.is(stClosed | stClosing) {
 		return
 	}
 	if l.stopping {
 		c.closeWith(ErrServerClosed)
 	}
+}
+
+// newConn wraps fd, which it owns from now on (closing it on failure), as a
+// Conn of l for svc, registered with interest want; on l's goroutine.
+func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) {
+	c := &Conn{loop: l, svc: svc, want: want}
+	if err := c.c.Init(fd, &svc.limits); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	h, err := l.tab.Put(fd, c)
+	if err != nil {
+		c.c.Close()
+		return nil, err
+	}
+	c.handle = h
+	if err := l.p.Add(fd, uint64(h), want); err != nil {
+		l.tab.Delete(h)
+		c.c.Close()
+		return nil, err
+	}
+	l.stats.open.Add(1)
+	return c, nil
 }

@@ -518,6 +518,7 @@ func TestStaleEventInOneBatch(t *testing.T) {
 		var first, second *Conn
 		var reused *Conn
 		dataFor := map[*Conn]int{}
+		var svc *service
 		srv := &Server{}
 		srv.Handler = HandlerFuncs{Data: func(c *Conn, data []byte) {
 			dataFor[c]++
@@ -539,7 +540,7 @@ func TestStaleEventInOneBatch(t *testing.T) {
 				unix.Close(a)
 			}
 			var err error
-			reused, err = srv.newConn(l, fd)
+			reused, err = l.newConn(fd, svc, poller.Readable)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -551,10 +552,11 @@ func TestStaleEventInOneBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.p.Close()
+		svc = newService(srv.Handler, Limits{}, 0, 0, 0)
 		var peers []int
 		for _, cp := range []**Conn{&first, &second} {
 			a, bb := socketpairFDs(t)
-			if *cp, err = srv.newConn(l, a); err != nil {
+			if *cp, err = l.newConn(a, svc, poller.Readable); err != nil {
 				t.Fatal(err)
 			}
 			unix.Write(bb, []byte("hello"))
@@ -571,8 +573,8 @@ func TestStaleEventInOneBatch(t *testing.T) {
 		if reused == nil {
 			t.Fatal("no event was served")
 		}
-		if l.staleEvents != 1 {
-			t.Fatalf("stale events dropped: %d, want 1", l.staleEvents)
+		if n := l.Stats().StaleEvents; n != 1 {
+			t.Fatalf("stale events dropped: %d, want 1", n)
 		}
 		if dataFor[reused] != 0 {
 			t.Fatal("the closed connection's event was delivered to the fd's new owner")

@@ -1,0 +1,77 @@
+package reactor
+
+import "sync"
+
+// inbound holds the bytes a handler kept with Keep: b[:len(b)] are kept,
+// cap(b) is the room. Buffers come in size classes from 4 KiB to 1 MiB,
+// each with a pool shared by every loop, so a connection that keeps a frame
+// head now and then holds a buffer only while it does, and a steady stream
+// of split frames does not allocate.
+type inbound struct {
+	b []byte
+}
+
+const (
+	inboundMin     = 4 << 10
+	inboundClasses = 9 // 4 KiB << 0..8: up to 1 MiB
+)
+
+var inboundPools [inboundClasses]sync.Pool
+
+// inboundClass is the smallest class holding n bytes, or inboundClasses if
+// none does.
+func inboundClass(n int) int {
+	k := 0
+	for size := inboundMin; size < n && k < inboundClasses; size <<= 1 {
+		k++
+	}
+	return k
+}
+
+// newInbound returns an empty buffer with room for at least n bytes.
+func newInbound(n int) *inbound {
+	k := inboundClass(n)
+	if k == inboundClasses {
+		return &inbound{b: make([]byte, 0, n)} // larger than any class: not pooled
+	}
+	if x, _ := inboundPools[k].Get().(*inbound); x != nil {
+		return x
+	}
+	return &inbound{b: make([]byte, 0, inboundMin<<k)}
+}
+
+// free gives x back to its pool.
+func (x *inbound) free() {
+	k := inboundClass(cap(x.b))
+	if k < inboundClasses && cap(x.b) == inboundMin<<k {
+		x.b = x.b[:0]
+		inboundPools[k].Put(x)
+	}
+}
+
+// add appends p, moving to a larger buffer if x has no room, and returns
+// the buffer that holds the bytes.
+func (x *inbound) add(p []byte) *inbound {
+	if len(x.b)+len(p) > cap(x.b) {
+		y := newInbound(len(x.b) + len(p))
+		y.b = append(y.b, x.b...)
+		x.free()
+		x = y
+	}
+	x.b = append(x.b, p...)
+	return x
+}
+
+// keepTail keeps the last k bytes of x and drops the rest, moving to a
+// smaller buffer once a large one is mostly idle, and returns the buffer.
+func (x *inbound) keepTail(k int) *inbound {
+	tail := x.b[len(x.b)-k:]
+	if cap(x.b) > inboundMin && 4*k < cap(x.b) {
+		y := newInbound(k)
+		y.b = append(y.b, tail...)
+		x.free()
+		return y
+	}
+	x.b = x.b[:copy(x.b, tail)]
+	return x
+}
