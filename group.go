@@ -2,8 +2,8 @@ package reactor
 
 import (
 	"errors"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -504,16 +504,16 @@ func (l *Loop) liveConns() []*Conn {
 // the loops in turn (spread); with ReusePort every loop has one and keeps
 // what it accepts.
 type acceptor struct {
-	srv      *Server
-	loop     *Loop
-	fd       int
-	handle   fdtable.Handle
-	spread   bool
-	next     int
-	backoff  time.Duration
-	paused   bool
-	stopped  bool
-	tries    int // accept calls made, for tests of the back-off
+	srv     *Server
+	loop    *Loop
+	fd      int
+	handle  fdtable.Handle
+	spread  bool
+	next    int
+	backoff time.Duration
+	paused  bool
+	stopped bool
+	tries   int // accept calls made, for tests of the back-off
 }
 
 // onEvent accepts up to acceptBatch connections. When the process or the
