@@ -289,20 +289,21 @@ func (c *Conn) PauseRead() {
 	c.update()
 }
 
-// ResumeRead ends PauseRead. Bytes kept with Keep are offered again in an
-// OnData of their own at the end of the loop's turn, even if nothing new
-// arrives (after the peer's end of file included), so a handler that
-// stopped parsing can resume; then reading goes on. It makes at most one
-// system call and does not allocate (the loop's list of such connections
-// grows once).
+// ResumeRead ends PauseRead, if it is in effect, and has the bytes kept
+// with Keep offered again in an OnData of their own at the end of the
+// loop's turn, even if nothing new arrives (after the peer's end of file
+// included), so a handler that stopped parsing can go on; then reading
+// goes on. Called in OnData, it applies to what that OnData keeps. It
+// makes at most one system call and does not allocate (the loop's list of
+// such connections grows once).
 func (c *Conn) ResumeRead() {
 	l := c.loop
 	l.checkLoop("Conn.ResumeRead")
-	if c.is(stClosed) || !c.is(stUserPaused) {
+	if c.is(stClosed) {
 		return
 	}
 	c.st &^= stUserPaused
-	if c.in != nil && !c.is(stRedo) {
+	if (c.in != nil || l.keeping == c) && !c.is(stRedo) {
 		c.st |= stRedo
 		l.redo = append(l.redo, c)
 	}
@@ -575,20 +576,19 @@ func (c *Conn) settle() {
 	if c.is(stClosed | stConnecting) {
 		return
 	}
+	if c.svc.drain != nil && !c.c.BelowLowWater() {
+		c.st |= stDrainArmed
+	}
 	if c.c.Pending() > 0 && c.flushQueue() != nil {
 		return
 	}
-	if c.svc.drain != nil {
-		if c.is(stDrainArmed) && c.c.BelowLowWater() {
-			c.st &^= stDrainArmed
-			if !c.is(stClosing) {
-				c.svc.drain.OnDrain(c)
-				if c.is(stClosed) {
-					return
-				}
+	if c.is(stDrainArmed) && c.c.BelowLowWater() {
+		c.st &^= stDrainArmed
+		if !c.is(stClosing) {
+			c.svc.drain.OnDrain(c)
+			if c.is(stClosed) {
+				return
 			}
-		} else if !c.c.BelowLowWater() {
-			c.st |= stDrainArmed
 		}
 	}
 	if c.is(stClosing) && !c.is(stDraining) && c.c.Pending() == 0 {

@@ -42,8 +42,9 @@ type HalfCloser interface {
 // than it reads (replies to pipelined requests) hold its own queue down.
 type Drainer interface {
 	// OnDrain is called on c's loop goroutine each time c's write queue,
-	// having held more than Limits.LowWater bytes at the end of a callback,
-	// has been flushed down to LowWater or below.
+	// having held more than Limits.LowWater bytes when a callback returned,
+	// has been flushed down to LowWater or below (at once, if the flush at
+	// the callback's end sent enough).
 	OnDrain(c *Conn)
 }
 

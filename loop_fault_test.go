@@ -110,6 +110,7 @@ type faultOptions struct {
 	serveFD bool                     // the test owns the listener: ServeFD instead of Listen
 	prepare func(*pollertest.Poller) // runs on each fake before its loop uses it
 	handle  func(c *Conn, b []byte)  // the recorder's data function
+	log     *logRecorder             // the Server's Logger, if set
 }
 
 // startFault starts a faultServer and returns once its loops wait. At the
@@ -135,6 +136,7 @@ func startFault(t *testing.T, o faultOptions) *faultServer {
 	fs.srv = &Server{
 		Handler: fs.rec,
 		Loops:   o.loops,
+		Logger:  o.log.loggerOrNil(),
 		NewPoller: func() (poller.Poller, error) {
 			p := pollertest.New()
 			if o.prepare != nil {
@@ -504,7 +506,8 @@ func TestLoopFaultAddConn(t *testing.T) {
 func TestLoopFaultModify(t *testing.T) {
 	leakcheck.Check(t)
 	big := make([]byte, 1<<20)
-	fs := startFault(t, faultOptions{handle: func(c *Conn, b []byte) {
+	log := &logRecorder{}
+	fs := startFault(t, faultOptions{log: log, handle: func(c *Conn, b []byte) {
 		if string(b) == "flood" {
 			c.Write(big) // more than the socket buffer: the rest is queued
 			return
@@ -526,6 +529,9 @@ func TestLoopFaultModify(t *testing.T) {
 	faultWait(t, "OnClose", func() bool { _, ok := fs.rec.closed(c); return ok })
 	if reason, _ := fs.rec.closed(c); !errors.Is(reason, unix.ENOMEM) {
 		t.Fatalf("OnClose reason %v, want the Modify error ENOMEM", reason)
+	}
+	if !log.has("ERROR", "poller interest", "cannot allocate memory") {
+		t.Fatalf("Server.Logger got %q, want the Modify error", log.msgs)
 	}
 	if _, _, ok := fs.fake.Registered(fd); ok {
 		t.Fatal("the closed connection's fd is still registered")
