@@ -1,0 +1,77 @@
+package reactor
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/poller"
+)
+
+// TestSteadyStateAllocs: once warm, a loop turn that reads a message,
+// hands it to the handler and writes the reply allocates nothing: for
+// Echo, and for a framing handler whose frames are split across reads
+// (Keep's pooled buffer taken and given back every turn).
+func TestSteadyStateAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("-race makes sync.Pool drop items at random")
+	}
+	frame := func(c *Conn, data []byte) {
+		for {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				break
+			}
+			c.Write(data[:i+1])
+			data = data[i+1:]
+		}
+		c.Keep(len(data))
+	}
+	for _, tc := range []struct {
+		name string
+		h    Handler
+		msgs [][]byte // written by the peer in turn, one per loop turn
+		want string   // read back after each cycle of msgs
+	}{
+		{"echo", Echo, [][]byte{[]byte("hello, loop")}, "hello, loop"},
+		{"split frames", HandlerFuncs{Data: frame}, [][]byte{[]byte("first\nsec"), []byte("ond\n")}, "first\nsecond\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, b poller.Backend) {
+				l, err := newTestLoop(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.p.Close()
+				a, peer := socketpairFDs(t)
+				defer unix.Close(peer)
+				c, err := l.newConn(a, newService(tc.h, Limits{}, 0, 0, 0), poller.Readable)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.shut(nil)
+				buf := make([]byte, 64)
+				cycle := func() {
+					for _, m := range tc.msgs {
+						unix.Write(peer, m)
+						if err := l.serveOnce(time.Second); err != nil {
+							t.Fatal(err)
+						}
+					}
+					n, _ := unix.Read(peer, buf)
+					if string(buf[:n]) != tc.want {
+						t.Fatalf("peer read %q, want %q", buf[:n], tc.want)
+					}
+				}
+				for range 10 {
+					cycle() // warm: the queue's chunk pool, the dirty list
+				}
+				if allocs := testing.AllocsPerRun(200, cycle); allocs != 0 {
+					t.Fatalf("%v allocations per cycle, want 0", allocs)
+				}
+			})
+		})
+	}
+}
