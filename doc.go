@@ -35,12 +35,24 @@
 // fd table, timer heap and 64 KiB read buffer. The Handler's OnOpen, OnData
 // and OnClose run on the connection's loop goroutine and must not block:
 // while one runs, that loop serves nobody else. On that goroutine a handler
-// may call Conn.Write (which never blocks: what the kernel does not take is
-// queued and flushed when the socket turns writable), Conn.Close (graceful:
-// flush, then close) and Loop.AfterFunc. From any other goroutine use
-// Conn.AsyncWrite, Conn.AsyncClose and Loop.Post, which hand the work to the
-// loop through its poller's Wake. The steady-state echo path (wait, read,
-// handler, write) does not allocate.
+// may call Conn.Write (which queues and never blocks: the bytes written
+// during one callback leave in one write(2) or writev(2) when it returns,
+// and what the kernel does not take is flushed when the socket turns
+// writable), Conn.Keep (the unconsumed end of a frame is offered again with
+// the next bytes read), Conn.PauseRead and ResumeRead, Conn.Close
+// (graceful: flush, then close) and Loop.AfterFunc. From any other
+// goroutine use Conn.AsyncWrite, Conn.AsyncClose and Loop.Post, which hand
+// the work to the loop through its poller's Wake. The steady-state echo
+// path (wait, read, handler, write) does not allocate, nor does a framing
+// handler's whose frames are split across reads.
+//
+// A Dialer makes outbound connections on a loop with a Handler, driven
+// exactly like accepted ones; a HalfCloser decides itself when to close
+// after the peer's half-close; a Drainer hears when a write queue has
+// drained; Server.Stats counts what the loops did, and Server.Logger
+// receives the errors no caller can be handed. Built with -tags
+// reactorcheck, every method that belongs to the loop goroutine checks
+// that it is called there.
 //
 // Connections are accepted by one acceptor on the first loop, up to 64 per
 // wake-up so a connection storm cannot starve established clients, and
@@ -78,7 +90,7 @@
 // Memory per client is bounded: when a connection's write queue passes the
 // high watermark the loop stops reading from it until the queue drains
 // below the low watermark, and a Write past the hard cap fails with
-// conn.ErrQueueFull. A client that never reads therefore cannot grow the
+// ErrQueueFull. A client that never reads therefore cannot grow the
 // server, and, since each ready connection gets one read per turn, a client
 // that floods or trickles cannot hold the others up.
 //

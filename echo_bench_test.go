@@ -186,6 +186,8 @@ func benchDispatch(b *testing.B, be poller.Backend, path string, ready int) {
 		events++
 		c.Write(data)
 	}}}
+	s.svc = newService(s.Handler, Limits{}, 0, 0, 0)
+	s.svc.srv = s
 	l, err := newTestLoop(be)
 	if err != nil {
 		b.Fatal(err)

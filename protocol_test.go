@@ -340,8 +340,12 @@ func TestHalfCloseDeferredWork(t *testing.T) {
 // TestLoopContext: each loop keeps its own value, shared by its
 // connections.
 func TestLoopContext(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be poller.Backend) { testLoopContext(t, be) })
+}
+
+func testLoopContext(t *testing.T, be poller.Backend) {
 	checkLeaks(t)
-	s := &Server{Loops: 2, Handler: HandlerFuncs{Data: func(c *Conn, data []byte) {
+	s := &Server{Backend: be, Loops: 2, Handler: HandlerFuncs{Data: func(c *Conn, data []byte) {
 		l := c.Loop()
 		n, _ := l.Context().(int)
 		l.SetContext(n + 1)
@@ -512,11 +516,15 @@ func TestDialerTimeout(t *testing.T) {
 // keep-alive on; the Set methods change them; after Close they fail with
 // net.ErrClosed. KeepAlive < 0 leaves keep-alive off.
 func TestConnOptions(t *testing.T) {
+	forEachBackend(t, testConnOptions)
+}
+
+func testConnOptions(t *testing.T, be poller.Backend) {
 	for _, keepAlive := range []time.Duration{0, -1} {
 		t.Run(fmt.Sprint("KeepAlive=", keepAlive), func(t *testing.T) {
 			checkLeaks(t)
 			results := make(chan string, 1)
-			s := &Server{Loops: 1, KeepAlive: keepAlive, Handler: HandlerFuncs{Data: func(c *Conn, _ []byte) {
+			s := &Server{Backend: be, Loops: 1, KeepAlive: keepAlive, Handler: HandlerFuncs{Data: func(c *Conn, _ []byte) {
 				var out []string
 				report := func(what string, opt int) {
 					v, err := sockoptInt(c, opt)
@@ -553,8 +561,12 @@ func TestConnOptions(t *testing.T) {
 // TestStats: what Stats counts for a few echo connections, a refused one
 // and an idle one.
 func TestStats(t *testing.T) {
+	forEachBackend(t, testStats)
+}
+
+func testStats(t *testing.T, be poller.Backend) {
 	checkLeaks(t)
-	s := &Server{Loops: 2, MaxConns: 3, IdleTimeout: 300 * time.Millisecond, Handler: Echo}
+	s := &Server{Backend: be, Loops: 2, MaxConns: 3, IdleTimeout: 300 * time.Millisecond, Handler: Echo}
 	if st := s.Stats(); st != (Stats{}) {
 		t.Fatalf("Stats before Serve = %+v, want zero", st)
 	}

@@ -26,7 +26,7 @@ import (
 
 // Client actions of FuzzLoop, decoded from the fuzz input. After one header
 // byte (bits 0-1 pick the backend from poller.Available(), bit 2 one or two
-// loops) each action takes two bytes: the action (its low three bits) with
+// loops, bit 3 a handler that is a HalfCloser) each action takes two bytes: the action (its low three bits) with
 // the client slot (the next three bits), and an argument.
 const (
 	lpConnect   = iota // connect slot to the server, if it is free
@@ -76,6 +76,17 @@ func lpSize(arg byte) int {
 	return int(arg) * 257
 }
 
+// lpFrames are the frame sizes of the server's protocol, by connection id
+// modulo their number: it echoes whole frames only and keeps the rest with
+// Conn.Keep (1 keeps nothing; 70000 is more than one read brings).
+var lpFrames = [...]int{1, 7, 100, 4096, 70000}
+
+// lpFrame is connection id's frame size.
+func lpFrame(id int) int { return lpFrames[id%len(lpFrames)] }
+
+// lpWhole is n rounded down to whole frames of connection id.
+func lpWhole(id, n int) int { return n / lpFrame(id) * lpFrame(id) }
+
 // lpAsyncSize maps an argument byte to the size of an AsyncWrite or Post.
 func lpAsyncSize(arg byte) int { return 1 + int(arg)*31 }
 
@@ -118,7 +129,7 @@ func (o lpOp) String() string {
 
 // decodeLoopOps turns the fuzz input into a backend, a loop count and
 // actions.
-func decodeLoopOps(data []byte) (poller.Backend, int, []lpOp) {
+func decodeLoopOps(data []byte) (poller.Backend, int, bool, []lpOp) {
 	backends := poller.Available()
 	var hdr byte
 	if len(data) > 0 {
@@ -126,12 +137,13 @@ func decodeLoopOps(data []byte) (poller.Backend, int, []lpOp) {
 	}
 	b := backends[int(hdr&3)%len(backends)]
 	loops := 1 + int(hdr>>2&1)
+	half := hdr&8 != 0
 	var ops []lpOp
 	for len(data) >= 2 && len(ops) < lpMaxOps {
 		ops = append(ops, lpOp{kind: int(data[0] % lpNumOps), slot: int(data[0]>>3) % lpSlots, arg: data[1]})
 		data = data[2:]
 	}
-	return b, loops, ops
+	return b, loops, half, ops
 }
 
 // lpEnc encodes actions for the seed corpus, the inverse of decodeLoopOps.
@@ -147,7 +159,9 @@ func lpEnc(hdr byte, ops ...lpOp) []byte {
 // goroutine and read by the test after Serve has returned.
 type lpSrvConn struct {
 	id       int
-	read     int   // bytes OnData got, each checked against lpEchoByte
+	read     int   // bytes read, each checked against lpEchoByte
+	kept     int   // bytes kept with Keep: the start of the next OnData's data
+	peerDone bool  // OnPeerClose ran: echo everything, then close
 	echoed   int   // bytes the echo Write took
 	posted   int   // bytes the Post'ed Writes took
 	writeErr error // the first failed echo Write
@@ -177,8 +191,42 @@ func (s *lpServer) errorf(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// handler echoes, checking every byte it reads and recording what it wrote.
-func (s *lpServer) handler() reactor.Handler {
+// lpPlain is a Handler without HalfCloser: the loop closes a connection
+// at its peer's end of file, dropping what the handler kept.
+type lpPlain struct{ h reactor.HandlerFuncs }
+
+func (p lpPlain) OnOpen(c *reactor.Conn)              { p.h.OnOpen(c) }
+func (p lpPlain) OnData(c *reactor.Conn, data []byte) { p.h.OnData(c, data) }
+func (p lpPlain) OnClose(c *reactor.Conn, err error)  { p.h.OnClose(c, err) }
+func (p lpPlain) OnDrain(c *reactor.Conn)             {}
+
+var _ reactor.Drainer = lpPlain{}
+
+// handler echoes whole frames (see lpFrames), keeping the rest, checking
+// every byte it reads and recording what it wrote. With half, it is a
+// HalfCloser: at the peer's end of file it has the kept bytes offered
+// again (ResumeRead), echoes them, and closes.
+func (s *lpServer) handler(half bool) reactor.Handler {
+	h := s.funcs()
+	if !half {
+		return lpPlain{h}
+	}
+	h.PeerClose = func(c *reactor.Conn) {
+		st := c.Context().(*lpSrvConn)
+		st.peerDone = true
+		if c.Buffered() != st.kept {
+			s.errorf("conn %d: Buffered() = %d at the peer's end of file, kept %d", st.id, c.Buffered(), st.kept)
+		}
+		if st.kept == 0 {
+			c.Close()
+			return
+		}
+		c.ResumeRead()
+	}
+	return h
+}
+
+func (s *lpServer) funcs() reactor.HandlerFuncs {
 	return reactor.HandlerFuncs{
 		Open: func(c *reactor.Conn) {
 			st := &lpSrvConn{id: int(s.nextID.Add(1)) - 1}
@@ -192,18 +240,34 @@ func (s *lpServer) handler() reactor.Handler {
 		},
 		Data: func(c *reactor.Conn, data []byte) {
 			st := c.Context().(*lpSrvConn)
-			for i, b := range data {
+			if len(data) < st.kept {
+				s.errorf("conn %d: OnData got %d bytes, %d of them kept from before", st.id, len(data), st.kept)
+				return
+			}
+			// data is what was kept, then what was read since.
+			for i, b := range data[st.kept:] {
 				if want := lpEchoByte(st.id, st.read+i); b != want {
 					s.errorf("conn %d: server read %#x at offset %d, want %#x", st.id, b, st.read+i, want)
 					break
 				}
 			}
-			st.read += len(data)
-			n, err := c.Write(data)
-			st.echoed += n
+			st.read += len(data) - st.kept
+			n := len(data)
+			if !st.peerDone {
+				n = lpWhole(st.id, n)
+			}
+			k, err := c.Write(data[:n])
+			st.echoed += k
 			st.maxQueue = max(st.maxQueue, c.Pending())
 			if err != nil && st.writeErr == nil {
 				st.writeErr = err
+			}
+			if err := c.Keep(len(data) - n); err != nil {
+				s.errorf("conn %d: Keep: %v", st.id, err)
+			}
+			st.kept = len(data) - n
+			if st.peerDone {
+				c.Close()
 			}
 		},
 		Close: func(c *reactor.Conn, err error) {
@@ -251,6 +315,7 @@ type lpRun struct {
 	helper  chan struct{} // closed when the helper goroutine returns
 	closed  map[int]bool  // ids whose OnClose the test has seen
 	program []lpOp
+	half    bool // the server's handler is a HalfCloser
 }
 
 // fail ends the input with the program and the state of every connection.
@@ -266,6 +331,16 @@ func (r *lpRun) fail(format string, args ...any) {
 	r.t.Fatal(b.String())
 }
 
+// owed is the echo the server owes c: its whole frames, and everything
+// once the server has read the end of file of a half-closed client and is
+// a HalfCloser.
+func (r *lpRun) owed(c *lpClient) int {
+	if c.half && r.half {
+		return c.sent
+	}
+	return lpWhole(c.id, c.sent)
+}
+
 // consume checks bytes the client received against the model.
 func (r *lpRun) consume(c *lpClient, p []byte) {
 	r.t.Helper()
@@ -274,8 +349,8 @@ func (r *lpRun) consume(c *lpClient, p []byte) {
 			if c.chunk < len(c.chunkEnds) && c.gotAsync > 0 && (c.chunk == 0 || c.gotAsync > c.chunkEnds[c.chunk-1]) {
 				r.fail("conn %d: echo byte inside an async chunk (async offset %d, chunk ends at %d)", c.id, c.gotAsync, c.chunkEnds[c.chunk])
 			}
-			if c.gotEcho >= c.sent {
-				r.fail("conn %d: echo byte %d, but the client sent %d", c.id, c.gotEcho, c.sent)
+			if c.gotEcho >= r.owed(c) {
+				r.fail("conn %d: echo byte %d, but the client sent %d, %d in whole frames of %d", c.id, c.gotEcho, c.sent, lpWhole(c.id, c.sent), lpFrame(c.id))
 			}
 			if want := lpEchoByte(c.id, c.gotEcho); b != want {
 				r.fail("conn %d: echo byte %d is %#x, want %#x", c.id, c.gotEcho, b, want)
@@ -403,7 +478,7 @@ func (r *lpRun) step(o lpOp) {
 			return
 		}
 		c.pause = 0
-		r.readUntil(c, min(c.gotEcho+c.gotAsync+lpSize(o.arg), c.sent+c.async), c.half, false)
+		r.readUntil(c, min(c.gotEcho+c.gotAsync+lpSize(o.arg), r.owed(c)+c.async), c.half, false)
 	case lpPause:
 		if open {
 			c.pause = int(o.arg%16) + 1
@@ -522,6 +597,13 @@ func FuzzLoop(f *testing.F) {
 	f.Add(lpEnc(1|4, c(0), op(lpAsync, 0, 10), w(0, 6), op(lpPost, 0, 200), w(0, 5), op(lpAsync, 0, 255), rd(0, 12), rd(0, 13)))
 	// Half-close after writing, then read the rest; select on linux.
 	f.Add(lpEnc(2, c(0), w(0, 4), op(lpHalfClose, 0, 0), rd(0, 10), c(1), w(1, 2), rd(1, 2)))
+	// Frames kept across reads (connections 1-4: frames of 7, 100, 4096 and
+	// 70000 bytes), half-closed with a partial frame kept: a HalfCloser
+	// echoes it, a plain handler drops it.
+	for _, hdr := range []byte{4 | 8, 4} {
+		f.Add(lpEnc(hdr, c(0), c(1), c(2), c(3), c(4), w(1, 3), w(2, 250), w(3, 13), w(4, 255), w(4, 255),
+			rd(2, 12), op(lpHalfClose, 1, 0), op(lpHalfClose, 3, 0), op(lpHalfClose, 4, 0), rd(1, 3), rd(3, 13), rd(4, 13)))
+	}
 	// Reset mid-write: close with echo unread and a queue; reuse the slot.
 	f.Add(lpEnc(4, c(0), op(lpPause, 0, 15), w(0, 12), w(0, 12), op(lpClose, 0, 0), c(0), w(0, 3), rd(0, 3)))
 	// Eight connections left open with bytes owed at Shutdown.
@@ -542,7 +624,7 @@ func FuzzLoop(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		baseOnce.Do(func() { baseFDs, baseGs = leakcheck.OpenFDs(), runtime.NumGoroutine() })
-		backend, loops, ops := decodeLoopOps(data)
+		backend, loops, half, ops := decodeLoopOps(data)
 		path := filepath.Join(dir, fmt.Sprintf("s%d", inputs.Add(1)))
 		s := &lpServer{
 			path:   path,
@@ -550,7 +632,7 @@ func FuzzLoop(f *testing.F) {
 			opened: make(chan *reactor.Conn, lpMaxConnects),
 			closed: make(chan int, lpMaxConnects),
 		}
-		s.srv = &reactor.Server{Handler: s.handler(), Backend: backend, Loops: loops, Limits: lpLimits}
+		s.srv = &reactor.Server{Handler: s.handler(half), Backend: backend, Loops: loops, Limits: lpLimits}
 		if err := s.srv.Listen("unix", path); err != nil {
 			t.Fatalf("Listen: %v", err)
 		}
@@ -558,7 +640,7 @@ func FuzzLoop(f *testing.F) {
 		go func() { s.served <- s.srv.Serve() }()
 		r := &lpRun{
 			t: t, s: s, reqs: make(chan lpReq, lpMaxOps), helper: make(chan struct{}),
-			closed: make(map[int]bool), program: ops,
+			closed: make(map[int]bool), program: ops, half: half,
 		}
 		go lpHelper(s, r.reqs, r.helper)
 		shut := false
@@ -656,8 +738,9 @@ func FuzzLoop(f *testing.F) {
 				r.fail("conn %d: the server read %d bytes, the client sent %d", c.id, st.read, c.sent)
 			}
 			if c.fd < 0 {
-				// Gone before Shutdown: the reason is the peer's leaving.
-				if !lpPeerGone(st.reason) {
+				// Gone before Shutdown: the reason is the peer's leaving,
+				// or the HalfCloser's Close at its end of file.
+				if !lpPeerGone(st.reason) && !(half && st.reason == nil) {
 					r.fail("conn %d: closed by the client, OnClose reason %v", c.id, st.reason)
 				}
 				continue
@@ -669,8 +752,8 @@ func FuzzLoop(f *testing.F) {
 			if st.writeErr != nil || st.postErr != nil && !c.half {
 				r.fail("conn %d: echo Write: %v, Post'ed Write: %v", c.id, st.writeErr, st.postErr)
 			}
-			if st.echoed != st.read {
-				r.fail("conn %d: the server read %d bytes and echoed %d", c.id, st.read, st.echoed)
+			if st.echoed != lpWhole(st.id, st.read) && !(st.peerDone && st.echoed == st.read) {
+				r.fail("conn %d: the server read %d bytes and echoed %d (frames of %d)", c.id, st.read, st.echoed, lpFrame(st.id))
 			}
 			// A half-closed client gets all of its echo (the server
 			// flushes before it closes); AsyncWrite and Post'ed bytes may
@@ -681,7 +764,8 @@ func FuzzLoop(f *testing.F) {
 			}
 			switch {
 			case errors.Is(st.reason, reactor.ErrServerClosed):
-			case c.half && errors.Is(st.reason, io.EOF):
+			case c.half && !half && errors.Is(st.reason, io.EOF):
+			case c.half && half && st.reason == nil:
 			default:
 				r.fail("conn %d: open at Shutdown (half-closed %v), OnClose reason %v", c.id, c.half, st.reason)
 			}
@@ -695,7 +779,7 @@ func FuzzLoop(f *testing.F) {
 			}
 		}
 		lpCheckLeaks(t, baseFDs, baseGs)
-		t.Logf("%v, %d loops: %d connections, %d actions, at most %d bytes queued", backend, loops, len(r.all), len(ops), maxQueue)
+		t.Logf("%v, %d loops, HalfCloser %v: %d connections, %d actions, at most %d bytes queued", backend, loops, half, len(r.all), len(ops), maxQueue)
 	})
 }
 

@@ -33,11 +33,10 @@ type kqueue struct {
 var _ FDPoller = (*kqueue)(nil)
 
 func newKqueue() (*kqueue, error) {
-	kq, err := unix.Kqueue()
+	kq, err := kqueueCloexec()
 	if err != nil {
-		return nil, os.NewSyscallError("kqueue", err)
+		return nil, err
 	}
-	unix.CloseOnExec(kq)
 	p := &kqueue{kq: kq}
 	if err := p.initWake(); err != nil {
 		unix.Close(kq)
@@ -185,19 +184,8 @@ func (p *kqueue) collect(events []Event, n int) int {
 			if s == nil {
 				continue
 			}
-			var r Events
-			switch int(e.Filter) {
-			case unix.EVFILT_READ:
-				r = Readable
-			case unix.EVFILT_WRITE:
-				r = Writable
-			}
-			if e.Flags&unix.EV_EOF != 0 {
-				r |= HangUp
-			}
-			if e.Flags&unix.EV_ERROR != 0 {
-				r |= Error
-			}
+			r := kevReadiness(int(e.Filter) == unix.EVFILT_READ, int(e.Filter) == unix.EVFILT_WRITE,
+				e.Flags&unix.EV_EOF != 0, e.Flags&unix.EV_ERROR != 0, uint32(e.Fflags))
 			k = p.reg.emit(events, k, fd, s, r)
 		}
 		if n < asked || k == len(events) || (refill && k == before) {
@@ -235,3 +223,14 @@ func (p *kqueue) Backend() Backend { return Kqueue }
 
 // Fd returns the kqueue fd; see FDPoller.
 func (p *kqueue) Fd() int { return p.kq }
+
+// kqueueThenCloexec is kqueue(2) and then FD_CLOEXEC, where no call makes
+// a close-on-exec kqueue at once (see kqueueCloexec).
+func kqueueThenCloexec() (int, error) {
+	kq, err := unix.Kqueue()
+	if err != nil {
+		return -1, os.NewSyscallError("kqueue", err)
+	}
+	unix.CloseOnExec(kq)
+	return kq, nil
+}
