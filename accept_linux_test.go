@@ -73,8 +73,8 @@ func acceptBacksOff(t *testing.T, s *Server) {
 	addr := serve(t, s)
 	l := loopsOf(t, s)[0]
 	tries := func() (n int, paused bool) {
-		onLoop(t, l, func() { n, paused = s.accs[0].tries, s.accs[0].paused })
-		return
+		onLoop(t, l, func() { paused = s.accs[0].paused })
+		return int(s.Stats().FDExhausted), paused
 	}
 	const clients = 6
 	restore := exhaustFDs(t, clients)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/fdtable"
 	"github.com/muxkit/reactor/poller"
@@ -114,6 +116,13 @@ var closeReasons = [...]error{nil, io.EOF, ErrIdleTimeout, ErrServerClosed, ErrI
 // the kept tail is copied, into a pooled buffer released when nothing is
 // kept. PauseRead and ResumeRead stop and restart reading c; with a Drainer
 // a handler learns when its write queue has drained.
+//
+// Keep rather than gnet's Peek, Next and Discard, or an OnData that returns
+// how much it consumed: the default, nothing kept, is what every handler
+// written before meant, so none changes and none pays for buffering it
+// does not use; a parser works on one contiguous slice, never on two
+// pieces joined on demand; and one call at the end of OnData says all
+// there is to say.
 //
 // Serving one event reads and writes the fields up to and including c's
 // queue head; they come first and fill the first 64 bytes, and the whole
@@ -706,4 +715,27 @@ func (c *Conn) shut(reason error) {
 		c.svc.srv.nconns.Add(-1)
 	}
 	c.svc.h.OnClose(c, reason)
+}
+
+// newConn wraps fd, which it owns from now on (closing it on failure), as a
+// Conn of l for svc, registered with interest want; on l's goroutine.
+func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) {
+	c := &Conn{loop: l, svc: svc, want: want}
+	if err := c.c.Init(fd, &svc.limits); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	h, err := l.tab.Put(fd, c)
+	if err != nil {
+		c.c.Close()
+		return nil, err
+	}
+	c.handle = h
+	if err := l.p.Add(fd, uint64(h), want); err != nil {
+		l.tab.Delete(h)
+		c.c.Close()
+		return nil, err
+	}
+	l.stats.open.Add(1)
+	return c, nil
 }

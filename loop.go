@@ -354,3 +354,33 @@ func (l *Loop) exit() {
 	}
 	l.p.Close()
 }
+
+// beginStop starts a graceful stop on l: every connection flushes, then
+// closes.
+func (l *Loop) beginStop() {
+	l.stopping = true
+	for _, c := range l.liveConns() {
+		c.closeWith(ErrServerClosed)
+	}
+}
+
+// forceStop closes what is left on l now.
+func (l *Loop) forceStop(reason error) {
+	l.stopping = true
+	for _, c := range l.liveConns() {
+		c.shut(reason)
+	}
+}
+
+// liveConns returns l's open connections, a snapshot safe to close while
+// iterating.
+func (l *Loop) liveConns() []*Conn {
+	var cs []*Conn
+	l.tab.Range(func(_ fdtable.Handle, t target) bool {
+		if c, ok := t.(*Conn); ok && !c.is(stClosed) {
+			cs = append(cs, c)
+		}
+		return true
+	})
+	return cs
+}

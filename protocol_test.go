@@ -669,7 +669,7 @@ var errConnRefused = unix.ECONNREFUSED
 // kernel drops its SYN), and a function that closes it all.
 func fullBacklog(t *testing.T) (string, func()) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := sock.Socket(unix.AF_INET)
 	if err != nil {
 		t.Fatal(err)
 	}

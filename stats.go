@@ -28,6 +28,10 @@ type Stats struct {
 	// Queued is the bytes written but not yet taken by the kernel, in all
 	// write queues.
 	Queued int64
+	// FDExhausted counts accepts that failed for want of file descriptors
+	// (EMFILE, ENFILE); after each the listener pauses, 10 ms doubling to
+	// 1 s, while clients wait in the kernel's backlog.
+	FDExhausted int64
 	// StaleEvents counts events dropped because their connection was
 	// closed earlier in the same batch (the fd table's generation check).
 	StaleEvents int64
@@ -58,6 +62,7 @@ func (s *Stats) add(o Stats) {
 	s.BytesIn += o.BytesIn
 	s.BytesOut += o.BytesOut
 	s.Queued += o.Queued
+	s.FDExhausted += o.FDExhausted
 	s.StaleEvents += o.StaleEvents
 }
 
@@ -68,6 +73,7 @@ type loopStats struct {
 	open, accepted, refused, dialed               atomic.Int64
 	local, peer, idle, shutdown, inboundFull, err atomic.Int64
 	bytesIn, bytesOut, queued, stale              atomic.Int64
+	fdExhausted                                   atomic.Int64
 }
 
 // closed counts a connection closed with reason.
@@ -98,6 +104,7 @@ func (s *loopStats) snapshot() Stats {
 			InboundFull: s.inboundFull.Load(), Error: s.err.Load(),
 		},
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(), Queued: s.queued.Load(), StaleEvents: s.stale.Load(),
+		FDExhausted: s.fdExhausted.Load(),
 	}
 }
 
