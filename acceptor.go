@@ -3,7 +3,6 @@ package reactor
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,14 +26,14 @@ type acceptor struct {
 	handle  fdtable.Handle
 	spread  bool
 	next    int
-	backoff time.Duration
+	backoff sock.AcceptBackoff
 	paused  bool
 	stopped bool
 }
 
 // onEvent accepts up to acceptBatch connections. When the process or the
 // system is out of fds, it stops watching the listener and retries after a
-// backoff (10ms doubling to 1s): pending clients wait in the kernel's
+// backoff (sock.AcceptBackoff: 10ms doubling to 1s): pending clients wait in the kernel's
 // backlog instead of the loop spinning on a listener that stays readable.
 func (a *acceptor) onEvent(poller.Events) {
 	s := a.srv
@@ -43,7 +42,7 @@ func (a *acceptor) onEvent(poller.Events) {
 		if err != nil {
 			switch {
 			case errors.Is(err, unix.EAGAIN):
-				a.backoff = 0
+				a.backoff.Reset()
 			case sock.IsTemporaryAcceptError(err):
 				continue
 			case sock.IsFDExhausted(err):
@@ -57,7 +56,7 @@ func (a *acceptor) onEvent(poller.Events) {
 			}
 			return
 		}
-		a.backoff = 0
+		a.backoff.Reset()
 		// Count first, then check: with ReusePort several acceptors count
 		// at once, and a load-then-add could let two pass for one slot.
 		if n := s.nconns.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
@@ -84,18 +83,18 @@ func (a *acceptor) onEvent(poller.Events) {
 
 // pause stops watching the listener for a backoff period; err is why.
 func (a *acceptor) pause(err error) {
-	a.backoff = min(max(2*a.backoff, 10*time.Millisecond), time.Second)
 	if a.paused || a.stopped {
 		return
 	}
+	d := a.backoff.Next()
 	a.paused = true
 	if l := a.loop.log; l != nil {
-		l.Warn("reactor: accept: out of file descriptors; pausing the listener", "err", err, "retry", a.backoff)
+		l.Warn("reactor: accept: out of file descriptors; pausing the listener", "err", err, "retry", d)
 	}
 	if err := a.loop.p.Modify(a.fd, uint64(a.handle), 0); err != nil {
 		a.loop.logError("pausing the listener", err, "fd", a.fd)
 	}
-	a.loop.AfterFunc(a.backoff, a.resume)
+	a.loop.AfterFunc(d, a.resume)
 }
 
 func (a *acceptor) resume() {

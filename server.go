@@ -463,4 +463,3 @@ func onLoopOf(loops []*Loop) bool {
 	}
 	return false
 }
-

@@ -99,7 +99,7 @@ func (cfg Config) Listen(network, address string) (net.Listener, error) {
 		release()
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: addr, Err: err}
 	}
-	return &listener{fd: f, cfg: cfg, group: g, release: release, network: network, addr: addr}, nil
+	return &listener{fd: f, cfg: cfg, group: g, release: release, network: network, addr: addr, closed: make(chan struct{})}, nil
 }
 
 // Dial connects like net.Dial; see DialContext.
@@ -257,6 +257,8 @@ type listener struct {
 	// one channel, and two goroutines parked on it would leave one with no
 	// arm pending and no one to wake it.
 	amu sync.Mutex
+	// closed is closed by Close: it ends Accept's wait for fds.
+	closed chan struct{}
 }
 
 // Accept waits for the next connection and returns it as a *Conn; a Close
@@ -267,6 +269,7 @@ func (ln *listener) Accept() (net.Conn, error) {
 	defer ln.amu.Unlock()
 	f := ln.fd
 	f.r.prepare()
+	var backoff sock.AcceptBackoff
 	for {
 		sysfd, err := f.syscall(sock.Accept)
 		switch {
@@ -278,9 +281,15 @@ func (ln *listener) Accept() (net.Conn, error) {
 			}
 		case sock.IsTemporaryAcceptError(err):
 		case sock.IsFDExhausted(err):
-			// Out of fds: wait a little rather than spin; Go's net does
-			// the same (it sleeps in Accept's caller).
-			time.Sleep(10 * time.Millisecond)
+			// Out of fds: wait rather than spin, as the reactor's own
+			// acceptor does; Close ends the wait.
+			t := time.NewTimer(backoff.Next())
+			select {
+			case <-t.C:
+			case <-ln.closed:
+				t.Stop()
+			}
+			continue
 		default:
 			return nil, ln.opErr(err)
 		}
@@ -335,6 +344,7 @@ func (ln *listener) Close() error {
 	if err := ln.fd.close(); err != nil {
 		return ln.opErr(err)
 	}
+	close(ln.closed)
 	if ln.network == "unix" {
 		if a, ok := ln.addr.(*net.UnixAddr); ok {
 			os.Remove(a.Name)

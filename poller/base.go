@@ -227,3 +227,57 @@ func millis(timeout time.Duration) int {
 	ms := (timeout + time.Millisecond - 1) / time.Millisecond
 	return int(min(ms, math.MaxInt32))
 }
+
+// beginAdd validates an Add and checks that fd is not registered yet; the
+// caller holds mu and then registers fd with the kernel and the registry.
+// Without edge the backend has no edge-triggered mode (poll, select), and
+// asking for one is an error.
+func (b *base) beginAdd(fd int, ev Events, edge bool) error {
+	if err := b.check(fd, ev); err != nil {
+		return err
+	}
+	if !edge && ev&EdgeTriggered != 0 {
+		return errEdge
+	}
+	if b.reg.lookup(fd) != nil {
+		return ErrRegistered
+	}
+	return nil
+}
+
+// beginModify validates a Modify and returns fd's slot; the caller holds
+// mu and then updates the kernel and the slot.
+func (b *base) beginModify(fd int, ev Events, edge bool) (*slot, error) {
+	if err := b.check(fd, ev); err != nil {
+		return nil, err
+	}
+	if !edge && ev&EdgeTriggered != 0 {
+		return nil, errEdge
+	}
+	s := b.reg.lookup(fd)
+	if s == nil {
+		return nil, ErrNotRegistered
+	}
+	return s, nil
+}
+
+// packAdd appends item, the entry of the fd whose slot is s, to the dense
+// list of registered fds that poll and select hand the kernel, and records
+// its position in s.
+func packAdd[T any](list *[]T, s *slot, item T) {
+	s.pos = int32(len(*list))
+	*list = append(*list, item)
+}
+
+// packRemove takes the entry at pos out of a dense list in O(1), moving the
+// last entry into the hole and updating the moved fd's position in reg;
+// fdOf tells an entry's fd.
+func packRemove[T any](list *[]T, reg *registry, pos int32, fdOf func(T) int32) {
+	l := *list
+	last := len(l) - 1
+	if int(pos) != last {
+		l[pos] = l[last]
+		reg.slots[fdOf(l[pos])].pos = pos
+	}
+	*list = l[:last]
+}

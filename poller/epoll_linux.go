@@ -88,11 +88,8 @@ func epollReady(e uint32, interest Events) Events {
 func (p *epoll) Add(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	if err := p.beginAdd(fd, ev, true); err != nil {
 		return err
-	}
-	if p.reg.lookup(fd) != nil {
-		return ErrRegistered
 	}
 	e := unix.EpollEvent{Events: epollInterest(ev), Fd: int32(fd)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &e); err != nil {
@@ -106,12 +103,9 @@ func (p *epoll) Add(fd int, token uint64, ev Events) error {
 func (p *epoll) Modify(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	s, err := p.beginModify(fd, ev, true)
+	if err != nil {
 		return err
-	}
-	s := p.reg.lookup(fd)
-	if s == nil {
-		return ErrNotRegistered
 	}
 	e := unix.EpollEvent{Events: epollInterest(ev), Fd: int32(fd)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &e); err != nil {

@@ -90,11 +90,8 @@ func (p *kqueue) update(fd int, had, want Events) error {
 func (p *kqueue) Add(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	if err := p.beginAdd(fd, ev, true); err != nil {
 		return err
-	}
-	if p.reg.lookup(fd) != nil {
-		return ErrRegistered
 	}
 	if ev&(Readable|Writable) == 0 {
 		if err := checkOpen(fd); err != nil {
@@ -111,12 +108,9 @@ func (p *kqueue) Add(fd int, token uint64, ev Events) error {
 func (p *kqueue) Modify(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	s, err := p.beginModify(fd, ev, true)
+	if err != nil {
 		return err
-	}
-	s := p.reg.lookup(fd)
-	if s == nil {
-		return ErrNotRegistered
 	}
 	if err := p.update(fd, s.ev, ev); err != nil {
 		return os.NewSyscallError("kevent", err)

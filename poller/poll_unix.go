@@ -73,14 +73,8 @@ func pollReady(pfd *unix.PollFd, interest Events) Events {
 func (p *pollBackend) Add(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	if err := p.beginAdd(fd, ev, false); err != nil {
 		return err
-	}
-	if ev&EdgeTriggered != 0 {
-		return errEdge
-	}
-	if p.reg.lookup(fd) != nil {
-		return ErrRegistered
 	}
 	if err := checkOpen(fd); err != nil {
 		return os.NewSyscallError("fcntl", err)
@@ -89,8 +83,7 @@ func (p *pollBackend) Add(fd int, token uint64, ev Events) error {
 	if err != nil {
 		return err
 	}
-	s.pos = int32(len(p.fds))
-	p.fds = append(p.fds, unix.PollFd{Fd: int32(fd)})
+	packAdd(&p.fds, s, unix.PollFd{Fd: int32(fd)})
 	setInterest(&p.fds[s.pos], ev)
 	return nil
 }
@@ -99,15 +92,9 @@ func (p *pollBackend) Add(fd int, token uint64, ev Events) error {
 func (p *pollBackend) Modify(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	s, err := p.beginModify(fd, ev, false)
+	if err != nil {
 		return err
-	}
-	if ev&EdgeTriggered != 0 {
-		return errEdge
-	}
-	s := p.reg.lookup(fd)
-	if s == nil {
-		return ErrNotRegistered
 	}
 	s.token, s.ev = token, ev
 	setInterest(&p.fds[s.pos], ev)
@@ -122,12 +109,7 @@ func (p *pollBackend) Remove(fd int) error {
 	if err != nil {
 		return err
 	}
-	last := len(p.fds) - 1
-	if int(old.pos) != last {
-		p.fds[old.pos] = p.fds[last]
-		p.reg.slots[p.fds[old.pos].Fd].pos = old.pos
-	}
-	p.fds = p.fds[:last]
+	packRemove(&p.fds, &p.reg, old.pos, func(pfd unix.PollFd) int32 { return pfd.Fd })
 	return nil
 }
 

@@ -69,11 +69,8 @@ func (p *selectBackend) Add(fd int, token uint64, ev Events) error {
 	if fd >= fdSetSize {
 		return ErrFDTooLarge
 	}
-	if ev&EdgeTriggered != 0 {
-		return errEdge
-	}
-	if p.reg.lookup(fd) != nil {
-		return ErrRegistered
+	if err := p.beginAdd(fd, ev, false); err != nil {
+		return err
 	}
 	if err := checkOpen(fd); err != nil {
 		return os.NewSyscallError("fcntl", err)
@@ -82,8 +79,7 @@ func (p *selectBackend) Add(fd int, token uint64, ev Events) error {
 	if err != nil {
 		return err
 	}
-	s.pos = int32(len(p.fds))
-	p.fds = append(p.fds, int32(fd))
+	packAdd(&p.fds, s, int32(fd))
 	p.setInterest(fd, ev)
 	p.maxFD = max(p.maxFD, fd)
 	return nil
@@ -93,15 +89,9 @@ func (p *selectBackend) Add(fd int, token uint64, ev Events) error {
 func (p *selectBackend) Modify(fd int, token uint64, ev Events) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.check(fd, ev); err != nil {
+	s, err := p.beginModify(fd, ev, false)
+	if err != nil {
 		return err
-	}
-	if ev&EdgeTriggered != 0 {
-		return errEdge
-	}
-	s := p.reg.lookup(fd)
-	if s == nil {
-		return ErrNotRegistered
 	}
 	s.token, s.ev = token, ev
 	p.setInterest(fd, ev)
@@ -117,12 +107,7 @@ func (p *selectBackend) Remove(fd int) error {
 		return err
 	}
 	p.setInterest(fd, 0)
-	last := len(p.fds) - 1
-	if int(old.pos) != last {
-		p.fds[old.pos] = p.fds[last]
-		p.reg.slots[p.fds[old.pos]].pos = old.pos
-	}
-	p.fds = p.fds[:last]
+	packRemove(&p.fds, &p.reg, old.pos, func(fd int32) int32 { return fd })
 	for p.maxFD >= 0 && p.reg.lookup(p.maxFD) == nil {
 		p.maxFD--
 	}

@@ -137,7 +137,7 @@ func (ln *Listener) Accept() (*Conn, error) {
 	ln.mu.RLock()
 	defer ln.mu.RUnlock()
 	pfd := []unix.PollFd{{Fd: int32(ln.fd), Events: unix.POLLIN}, {Fd: int32(ln.wr), Events: unix.POLLIN}}
-	backoff := time.Duration(0)
+	var backoff sock.AcceptBackoff
 	for {
 		if ln.closed.Load() {
 			return nil, net.ErrClosed
@@ -155,16 +155,15 @@ func (ln *Listener) Accept() (*Conn, error) {
 		case sock.IsTemporaryAcceptError(err):
 			continue
 		case sock.IsFDExhausted(err):
-			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
 			pfd[1].Revents = 0
-			if _, err := unix.Poll(pfd[1:], int(backoff/time.Millisecond)); err != nil && err != unix.EINTR {
+			if _, err := unix.Poll(pfd[1:], int(backoff.Next()/time.Millisecond)); err != nil && err != unix.EINTR {
 				return nil, os.NewSyscallError("poll", err)
 			}
 			continue
 		default:
 			return nil, err
 		}
-		backoff = 0
+		backoff.Reset()
 		pfd[0].Revents, pfd[1].Revents = 0, 0
 		if _, err := unix.Poll(pfd, -1); err != nil && err != unix.EINTR {
 			return nil, os.NewSyscallError("poll", err)
