@@ -40,6 +40,7 @@ func acceptQueue(addr string) (int, error) {
 func servedBy(t *testing.T, c net.Conn) int {
 	t.Helper()
 	port := fmt.Sprintf(":%04X", c.LocalAddr().(*net.TCPAddr).Port)
+	srvPort := fmt.Sprintf(":%04X", c.RemoteAddr().(*net.TCPAddr).Port)
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,10 @@ func servedBy(t *testing.T, c net.Conn) int {
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
 		// sl local rem st queues tr retrnsmt uid timeout inode
-		if len(f) > 9 && strings.HasSuffix(f[2], port) {
+		// The server's end: from the server's port to the client's. A
+		// closed connection of an earlier test that had the same client
+		// port lingers in TIME_WAIT with inode 0: not it.
+		if len(f) > 9 && strings.HasSuffix(f[1], srvPort) && strings.HasSuffix(f[2], port) && f[9] != "0" {
 			inode = f[9]
 		}
 	}
