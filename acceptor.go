@@ -150,6 +150,6 @@ func (s *Server) register(l *Loop, fd int) {
 		return
 	}
 	if l.stopping {
-		c.closeWith(ErrServerClosed)
+		c.beginClose(ErrServerClosed)
 	}
 }

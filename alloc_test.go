@@ -51,7 +51,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer c.shut(nil)
+				defer c.closeNow(nil)
 				buf := make([]byte, 64)
 				cycle := func() {
 					for _, m := range tc.msgs {

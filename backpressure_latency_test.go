@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/muxkit/reactor"
-	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/poller"
 )
@@ -60,7 +59,7 @@ func backpressureLatency(t *testing.T, b poller.Backend) {
 	var maxPending atomic.Int64
 	var queueFull atomic.Int64
 	h := reactor.HandlerFuncs{Data: func(c *reactor.Conn, data []byte) {
-		if _, err := c.Write(data); errors.Is(err, conn.ErrQueueFull) {
+		if _, err := c.Write(data); errors.Is(err, reactor.ErrQueueFull) {
 			queueFull.Add(1)
 		}
 		if p := int64(c.Pending()); p > maxPending.Load() { // one loop: no race between load and store
@@ -68,7 +67,7 @@ func backpressureLatency(t *testing.T, b poller.Backend) {
 		}
 	}}
 	s := &reactor.Server{Handler: h, Backend: b, Loops: 1,
-		Limits: conn.Limits{HighWater: bplHighWater, LowWater: bplLowWater, MaxQueued: bplMaxQueued}}
+		Limits: reactor.Limits{HighWater: bplHighWater, LowWater: bplLowWater, MaxQueued: bplMaxQueued}}
 	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

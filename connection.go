@@ -77,7 +77,7 @@ const (
 	stClosed
 	// stDraining: the queue is flushed and the sending side shut; what the
 	// peer still sends is read and dropped until its end of file (see
-	// finish).
+	// endClose).
 	stDraining
 	// stEOF: the peer's end of file has been read.
 	stEOF
@@ -137,7 +137,7 @@ type Conn struct {
 	why    uint8         // index in closeReasons of the reason a graceful close ends with
 	st     connState
 	active int64     // loop clock of the last read, for the idle timeout
-	c      conn.Conn // by value: one allocation, its hot fields next to ours
+	sock   conn.Conn // the socket and its write queue, by value: one allocation, its hot fields next to ours
 	handle fdtable.Handle
 	ctx    any
 	idle   *Timer   // the connect timeout, then the idle timeout, then the drain's limit; nil without any
@@ -161,7 +161,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if len(b) >= writeNowSize && !c.is(stConnecting) {
 		return c.writev([][]byte{b})
 	}
-	n, err := c.c.Queue(b)
+	n, err := c.sock.Queue(b)
 	if n > 0 {
 		c.loop.tqueued += int64(n)
 		c.dirty()
@@ -200,16 +200,16 @@ func (c *Conn) Writev(bufs ...[]byte) (int, error) {
 // writev is Writev on a connected c.
 func (c *Conn) writev(bufs [][]byte) (int, error) {
 	l := c.loop
-	before := c.c.Pending()
-	n, err := c.c.Writev(bufs)
+	before := c.sock.Pending()
+	n, err := c.sock.Writev(bufs)
 	if err != nil {
 		if errors.Is(err, conn.ErrQueueFull) {
 			return 0, err
 		}
-		c.shut(err)
+		c.closeNow(err)
 		return 0, err
 	}
-	after := c.c.Pending()
+	after := c.sock.Pending()
 	l.tqueued += int64(after - before)
 	l.tout += int64(before + n - after)
 	c.dirty() // for the interest and the drain check, at the callback's end
@@ -226,7 +226,7 @@ func (c *Conn) Flush() error {
 	if c.is(stClosed) {
 		return net.ErrClosed
 	}
-	if c.is(stConnecting) || c.c.Pending() == 0 {
+	if c.is(stConnecting) || c.sock.Pending() == 0 {
 		return nil
 	}
 	return c.flushQueue()
@@ -243,13 +243,13 @@ func (c *Conn) dirty() {
 // flushQueue sends what is queued; an error closes c and is returned.
 func (c *Conn) flushQueue() error {
 	l := c.loop
-	before := c.c.Pending()
-	err := c.c.Flush()
-	sent := before - c.c.Pending()
+	before := c.sock.Pending()
+	err := c.sock.Flush()
+	sent := before - c.sock.Pending()
 	l.tout += int64(sent)
 	l.tqueued -= int64(sent)
 	if err != nil {
-		c.shut(err)
+		c.closeNow(err)
 	}
 	return err
 }
@@ -339,16 +339,22 @@ func (c *Conn) Close() error {
 		return net.ErrClosed
 	}
 	if c.is(stConnecting) {
-		c.shut(nil)
+		c.closeNow(nil)
 		return nil
 	}
-	c.closeWith(nil)
+	c.beginClose(nil)
 	return nil
 }
 
-// closeWith starts a graceful close: flush, then finish with reason, which
-// must be one of closeReasons.
-func (c *Conn) closeWith(reason error) {
+// A connection closes in one of two ways, each named for what it does:
+// gracefully, beginClose (flush the queue) then endClose (shut the sending
+// side, drain the peer's last bytes, then close), and at once, closeNow
+// (drop the queue, close, tell the handler), which a graceful close also
+// ends with.
+
+// beginClose starts a graceful close: flush, then endClose with reason,
+// which must be one of closeReasons.
+func (c *Conn) beginClose(reason error) {
 	c.st |= stClosing
 	for i, r := range closeReasons {
 		if r == reason {
@@ -356,8 +362,8 @@ func (c *Conn) closeWith(reason error) {
 		}
 	}
 	c.release()
-	if c.c.Pending() == 0 {
-		c.finish()
+	if c.sock.Pending() == 0 {
+		c.endClose()
 		return
 	}
 	if !c.is(stDirty) {
@@ -369,23 +375,23 @@ func (c *Conn) closeWith(reason error) {
 func (c *Conn) reason() error { return closeReasons[c.why] }
 
 // drainTimeout bounds how long a closing connection waits for the peer's
-// end of file after its own (see finish): net/http's figure. While it
+// end of file after its own (see endClose): net/http's figure. While it
 // drains, nothing unread piles up, so closing after it resets only if the
 // peer is still sending.
 const drainTimeout = 500 * time.Millisecond
 
-// finish ends a graceful close once the queue is flushed. Closing a TCP
+// endClose ends a graceful close once the queue is flushed. Closing a TCP
 // socket that still has unread bytes, or that receives more afterwards,
 // makes the kernel send a reset and throw away what it has not yet
 // transmitted: the flushed bytes would be lost on their way. So unless the
 // peer has finished sending already, or (linux) nothing is unread and every
-// byte sent is acknowledged, finish shuts the sending side (the peer reads
+// byte sent is acknowledged, endClose shuts the sending side (the peer reads
 // end of file after the last byte) and reads and drops what still comes
 // until the peer's end of file, for drainTimeout at most; then the
 // connection closes with its reason. net/http closes the same way.
-func (c *Conn) finish() {
-	if c.is(stEOF) || settled(c.c.Fd()) || c.c.CloseWrite() != nil {
-		c.shut(c.reason())
+func (c *Conn) endClose() {
+	if c.is(stEOF) || settled(c.sock.Fd()) || c.sock.CloseWrite() != nil {
+		c.closeNow(c.reason())
 		return
 	}
 	c.st |= stDraining
@@ -395,7 +401,7 @@ func (c *Conn) finish() {
 	if c.idle != nil {
 		c.idle.Stop()
 	}
-	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.shut(c.reason()) })
+	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.closeNow(c.reason()) })
 	c.update()
 }
 
@@ -403,14 +409,14 @@ func (c *Conn) finish() {
 // file, or on an error, c closes. It reports whether c closed.
 func (c *Conn) drain() bool {
 	for {
-		_, err := c.c.Read(c.loop.buf)
+		_, err := c.sock.Read(c.loop.buf)
 		switch {
 		case err == nil:
 			continue
 		case errors.Is(err, conn.ErrWouldBlock):
 			return false
 		}
-		c.shut(c.reason())
+		c.closeNow(c.reason())
 		return true
 	}
 }
@@ -459,7 +465,7 @@ func (c *Conn) Context() any { return c.ctx }
 func (c *Conn) SetContext(v any) { c.ctx = v }
 
 // Pending returns the bytes written but not yet taken by the kernel.
-func (c *Conn) Pending() int { return c.c.Pending() }
+func (c *Conn) Pending() int { return c.sock.Pending() }
 
 // Loop returns the loop that serves c; safe from any goroutine.
 func (c *Conn) Loop() *Loop { return c.loop }
@@ -467,17 +473,17 @@ func (c *Conn) Loop() *Loop { return c.loop }
 // Fd returns c's file descriptor, or -1 once c is closed. For socket
 // options prefer the Set methods or Control; never read, write or close
 // the fd directly.
-func (c *Conn) Fd() int { return c.c.Fd() }
+func (c *Conn) Fd() int { return c.sock.Fd() }
 
 // LocalAddr returns the local address; it allocates on the first call.
-func (c *Conn) LocalAddr() net.Addr { return c.c.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr { return c.sock.LocalAddr() }
 
 // RemoteAddr returns the peer's address; it allocates on the first call.
-func (c *Conn) RemoteAddr() net.Addr { return c.c.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.sock.RemoteAddr() }
 
 // String describes c for logs.
 func (c *Conn) String() string {
-	return fmt.Sprintf("conn(fd=%d, %v)", c.c.Fd(), c.RemoteAddr())
+	return fmt.Sprintf("conn(fd=%d, %v)", c.sock.Fd(), c.RemoteAddr())
 }
 
 // onEvent serves one poller event for c.
@@ -490,7 +496,7 @@ func (c *Conn) onEvent(ev poller.Events) {
 		c.drain()
 		return
 	}
-	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.c.Pending() > 0 {
+	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.sock.Pending() > 0 {
 		if c.flushQueue() != nil {
 			return
 		}
@@ -507,7 +513,7 @@ func (c *Conn) onEvent(ev poller.Events) {
 // read makes one read(2) and hands what it got to the handler.
 func (c *Conn) read() {
 	l := c.loop
-	n, err := c.c.Read(l.buf)
+	n, err := c.sock.Read(l.buf)
 	switch {
 	case n > 0:
 		l.tin += int64(n)
@@ -527,9 +533,9 @@ func (c *Conn) read() {
 			return
 		}
 		// Flush what is queued for it, then close (reason io.EOF).
-		c.closeWith(io.EOF)
+		c.beginClose(io.EOF)
 	default:
-		c.shut(err)
+		c.closeNow(err)
 	}
 }
 
@@ -548,7 +554,7 @@ func (c *Conn) deliver(data []byte) {
 	case k == 0:
 		c.release()
 	case k > c.svc.maxIn:
-		c.closeWith(ErrInboundFull) // releases
+		c.beginClose(ErrInboundFull) // releases
 	case c.in == nil:
 		c.in = newInbound(k)
 		c.in.b = append(c.in.b, data[len(data)-k:]...)
@@ -579,19 +585,19 @@ func (c *Conn) redeliver() {
 }
 
 // settle ends a callback's work on c: flush what it wrote, tell a Drainer,
-// finish a close whose queue is empty, and set the poller interest.
+// end a close whose queue is empty, and set the poller interest.
 func (c *Conn) settle() {
 	c.st &^= stDirty
 	if c.is(stClosed | stConnecting) {
 		return
 	}
-	if c.svc.drain != nil && !c.c.BelowLowWater() {
+	if c.svc.drain != nil && !c.sock.BelowLowWater() {
 		c.st |= stDrainArmed
 	}
-	if c.c.Pending() > 0 && c.flushQueue() != nil {
+	if c.sock.Pending() > 0 && c.flushQueue() != nil {
 		return
 	}
-	if c.is(stDrainArmed) && c.c.BelowLowWater() {
+	if c.is(stDrainArmed) && c.sock.BelowLowWater() {
 		c.st &^= stDrainArmed
 		if !c.is(stClosing) {
 			c.svc.drain.OnDrain(c)
@@ -600,8 +606,8 @@ func (c *Conn) settle() {
 			}
 		}
 	}
-	if c.is(stClosing) && !c.is(stDraining) && c.c.Pending() == 0 {
-		c.finish()
+	if c.is(stClosing) && !c.is(stDraining) && c.sock.Pending() == 0 {
+		c.endClose()
 		return
 	}
 	c.update()
@@ -616,9 +622,9 @@ func (c *Conn) update() {
 	if c.is(stClosed) {
 		return
 	}
-	if !c.is(stPaused) && c.c.AboveHighWater() {
+	if !c.is(stPaused) && c.sock.AboveHighWater() {
 		c.st |= stPaused
-	} else if c.is(stPaused) && c.c.BelowLowWater() {
+	} else if c.is(stPaused) && c.sock.BelowLowWater() {
 		c.st &^= stPaused
 	}
 	var want poller.Events
@@ -628,14 +634,14 @@ func (c *Conn) update() {
 	case c.reading() || c.is(stDraining):
 		want = poller.Readable
 	}
-	if c.c.Pending() > 0 {
+	if c.sock.Pending() > 0 {
 		want |= poller.Writable
 	}
 	if want == c.want {
 		return
 	}
 	l := c.loop
-	fd := c.c.Fd()
+	fd := c.sock.Fd()
 	var err error
 	switch {
 	case c.want == 0:
@@ -647,7 +653,7 @@ func (c *Conn) update() {
 	}
 	if err != nil {
 		l.logError("changing a connection's poller interest", err, "fd", fd)
-		c.shut(err)
+		c.closeNow(err)
 		return
 	}
 	c.want = want
@@ -663,7 +669,7 @@ func (c *Conn) onIdle() {
 		c.idle.Reset(time.Duration(left))
 		return
 	}
-	c.closeWith(ErrIdleTimeout)
+	c.beginClose(ErrIdleTimeout)
 }
 
 // armIdle starts the idle timeout, if there is one.
@@ -685,11 +691,11 @@ func (c *Conn) onStop(reason error) {
 	if c.svc.srv != nil {
 		reason = ErrServerClosed
 	}
-	c.shut(reason)
+	c.closeNow(reason)
 }
 
-// shut closes c now, whatever is queued, and tells the handler.
-func (c *Conn) shut(reason error) {
+// closeNow closes c now, whatever is queued, and tells the handler.
+func (c *Conn) closeNow(reason error) {
 	if c.is(stClosed) {
 		return
 	}
@@ -699,15 +705,15 @@ func (c *Conn) shut(reason error) {
 		c.idle.Stop()
 	}
 	c.release()
-	fd := c.c.Fd()
+	fd := c.sock.Fd()
 	if c.want != 0 {
 		if err := l.p.Remove(fd); err != nil {
 			l.logError("removing a closed connection from the poller", err, "fd", fd)
 		}
 	}
 	l.tab.Delete(c.handle)
-	l.tqueued -= int64(c.c.Pending())
-	if err := c.c.Close(); err != nil {
+	l.tqueued -= int64(c.sock.Pending())
+	if err := c.sock.Close(); err != nil {
 		l.logError("closing a connection", err, "fd", fd)
 	}
 	l.stats.closed(reason)
@@ -721,19 +727,19 @@ func (c *Conn) shut(reason error) {
 // Conn of l for svc, registered with interest want; on l's goroutine.
 func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) {
 	c := &Conn{loop: l, svc: svc, want: want}
-	if err := c.c.Init(fd, &svc.limits); err != nil {
+	if err := c.sock.Init(fd, &svc.limits); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
 	h, err := l.tab.Put(fd, c)
 	if err != nil {
-		c.c.Close()
+		c.sock.Close()
 		return nil, err
 	}
 	c.handle = h
 	if err := l.p.Add(fd, uint64(h), want); err != nil {
 		l.tab.Delete(h)
-		c.c.Close()
+		c.sock.Close()
 		return nil, err
 	}
 	l.stats.open.Add(1)

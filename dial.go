@@ -90,7 +90,7 @@ func (d *Dialer) Dial(l *Loop, network, address string) (*Conn, error) {
 	l.stats.dialed.Add(1)
 	if d.Timeout > 0 {
 		c.idle = l.AfterFunc(d.Timeout, func() {
-			c.shut(c.dialError(os.ErrDeadlineExceeded))
+			c.closeNow(c.dialError(os.ErrDeadlineExceeded))
 		})
 	}
 	return c, nil
@@ -149,14 +149,14 @@ func zoneID(zone string) uint32 {
 // becomes an ordinary one and OnOpen runs; on failure it closes with the
 // connect's error.
 func (c *Conn) onConnect() {
-	fd := c.c.Fd()
+	fd := c.sock.Fd()
 	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	switch {
 	case err != nil:
-		c.shut(c.dialError(os.NewSyscallError("getsockopt", err)))
+		c.closeNow(c.dialError(os.NewSyscallError("getsockopt", err)))
 		return
 	case soerr != 0:
-		c.shut(c.dialError(os.NewSyscallError("connect", unix.Errno(soerr))))
+		c.closeNow(c.dialError(os.NewSyscallError("connect", unix.Errno(soerr))))
 		return
 	}
 	if _, err := unix.Getpeername(fd); err != nil {

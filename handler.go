@@ -88,7 +88,7 @@ func (h HandlerFuncs) OnPeerClose(c *Conn) {
 		return
 	}
 	if !c.is(stClosed | stClosing) {
-		c.closeWith(io.EOF)
+		c.beginClose(io.EOF)
 	}
 }
 

@@ -18,10 +18,10 @@ func TestConnLayout(t *testing.T) {
 		t.Errorf("unsafe.Sizeof(Conn{}) = %d, want 113..128 (the 128-byte size class)", size)
 	}
 	word := unsafe.Sizeof(uintptr(0))
-	if end := unsafe.Offsetof(c.c) + 4*word; end > 64 {
+	if end := unsafe.Offsetof(c.sock) + 4*word; end > 64 {
 		t.Errorf("conn.Conn's first four words end at byte %d of Conn, want at most 64", end)
 	}
-	if end := unsafe.Offsetof(c.active) + unsafe.Sizeof(c.active); end > unsafe.Offsetof(c.c) {
-		t.Errorf("Conn's hot fields end at byte %d, after conn.Conn starts (%d)", end, unsafe.Offsetof(c.c))
+	if end := unsafe.Offsetof(c.active) + unsafe.Sizeof(c.active); end > unsafe.Offsetof(c.sock) {
+		t.Errorf("Conn's hot fields end at byte %d, after conn.Conn starts (%d)", end, unsafe.Offsetof(c.sock))
 	}
 }

@@ -360,7 +360,7 @@ func (l *Loop) exit() {
 func (l *Loop) beginStop() {
 	l.stopping = true
 	for _, c := range l.liveConns() {
-		c.closeWith(ErrServerClosed)
+		c.beginClose(ErrServerClosed)
 	}
 }
 
@@ -368,7 +368,7 @@ func (l *Loop) beginStop() {
 func (l *Loop) forceStop(reason error) {
 	l.stopping = true
 	for _, c := range l.liveConns() {
-		c.shut(reason)
+		c.closeNow(reason)
 	}
 }
 

@@ -113,14 +113,10 @@ const (
 // ReusePort it opens one socket per loop: the first picks the port, the
 // others bind to the address the first got.
 func (s *Server) Listen(network, address string) error {
-	s.mu.Lock()
+	if err := s.lockIn(stateNew, "Listen on a Server that already listens or serves"); err != nil {
+		return err
+	}
 	defer s.mu.Unlock()
-	if s.state == stateDone {
-		return ErrServerClosed
-	}
-	if s.state != stateNew {
-		return fmt.Errorf("reactor: Listen on a Server that already listens or serves")
-	}
 	if s.NewPoller == nil {
 		// Before any socket exists: a program that announces it listens
 		// must not fail only later, in Serve.
@@ -185,16 +181,25 @@ func (s *Server) ListenAndServe(network, address string) error {
 // Serve serves the socket opened by Listen until Shutdown, then returns
 // ErrServerClosed; it closes that socket. It blocks the calling goroutine.
 func (s *Server) Serve() error {
-	s.mu.Lock()
-	if s.state != stateListening {
-		st := s.state
-		s.mu.Unlock()
-		if st == stateDone {
-			return ErrServerClosed
-		}
-		return fmt.Errorf("reactor: Serve needs Listen first, and serves once")
+	if err := s.lockIn(stateListening, "Serve needs Listen first, and serves once"); err != nil {
+		return err
 	}
 	return s.serve()
+}
+
+// lockIn locks s.mu if s is in state want. Otherwise it returns, unlocked,
+// ErrServerClosed after a Shutdown, or an error saying misuse.
+func (s *Server) lockIn(want int, misuse string) error {
+	s.mu.Lock()
+	if s.state == want {
+		return nil
+	}
+	st := s.state
+	s.mu.Unlock()
+	if st == stateDone {
+		return ErrServerClosed
+	}
+	return errors.New("reactor: " + misuse)
 }
 
 // ServeFD serves the listening socket fd, which the caller keeps owning
@@ -202,14 +207,8 @@ func (s *Server) Serve() error {
 // it returns ErrServerClosed. An fd that is not a listening socket is an
 // error at once. It blocks the calling goroutine.
 func (s *Server) ServeFD(fd int) error {
-	s.mu.Lock()
-	if s.state != stateNew {
-		st := s.state
-		s.mu.Unlock()
-		if st == stateDone {
-			return ErrServerClosed
-		}
-		return fmt.Errorf("reactor: ServeFD on a Server that already listens or serves")
+	if err := s.lockIn(stateNew, "ServeFD on a Server that already listens or serves"); err != nil {
+		return err
 	}
 	if fd < 0 {
 		s.mu.Unlock()

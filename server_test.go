@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/poller"
 )
@@ -214,11 +213,11 @@ func TestHandlerSeesOpenDataClose(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
 		checkLeaks(t)
-		lim := conn.Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
+		lim := Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
 		var maxPending atomic.Int64
 		var queueFull atomic.Int64
 		h := HandlerFuncs{Data: func(c *Conn, data []byte) {
-			if _, err := c.Write(data); errors.Is(err, conn.ErrQueueFull) {
+			if _, err := c.Write(data); errors.Is(err, ErrQueueFull) {
 				queueFull.Add(1)
 			}
 			if p := int64(c.Pending()); p > maxPending.Load() {
@@ -403,7 +402,7 @@ func shutdownFlushes(t *testing.T, s *Server, clients int) {
 		},
 		Close: func(c *Conn, err error) { reasons <- err },
 	}
-	s.Limits = conn.Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}
+	s.Limits = Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}
 	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +427,7 @@ func shutdownFlushes(t *testing.T, s *Server, clients int) {
 		go func() {
 			defer wg.Done()
 			got, err := io.ReadAll(c)
-			c.Close() // done: the server's drain (Conn.finish) ends here
+			c.Close() // done: the server's drain (Conn.endClose) ends here
 			if err != nil {
 				t.Errorf("client %d: read: %v", i, err)
 			} else if !bytes.Equal(got, payload) {
@@ -458,7 +457,7 @@ func shutdownFlushes(t *testing.T, s *Server, clients int) {
 func TestShutdownDeadlineForcesClose(t *testing.T) {
 	checkLeaks(t)
 	h := HandlerFuncs{Open: func(c *Conn) { c.Write(make([]byte, 4<<20)) }}
-	s := &Server{Handler: h, Loops: 1, Limits: conn.Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}}
+	s := &Server{Handler: h, Loops: 1, Limits: Limits{MaxQueued: 8 << 20, HighWater: 8 << 20, LowWater: 1 << 20}}
 	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +529,7 @@ func TestStaleEventInOneBatch(t *testing.T) {
 				victim = first
 			}
 			fd := victim.Fd()
-			victim.shut(nil)
+			victim.closeNow(nil)
 			// A new connection gets the same fd number.
 			a, bb := socketpairFDs(t)
 			if a != fd {
@@ -587,7 +586,7 @@ func TestStaleEventInOneBatch(t *testing.T) {
 			t.Fatalf("new connection served %d times, want 1", dataFor[reused])
 		}
 		for _, c := range l.liveConns() {
-			c.shut(nil)
+			c.closeNow(nil)
 		}
 	})
 }
@@ -637,7 +636,7 @@ func TestServerMisuse(t *testing.T) {
 		{"nil handler", &Server{}},
 		{"negative loops", &Server{Handler: Echo, Loops: -1}},
 		{"negative idle", &Server{Handler: Echo, IdleTimeout: -time.Second}},
-		{"bad limits", &Server{Handler: Echo, Limits: conn.Limits{HighWater: 10, LowWater: 20}}},
+		{"bad limits", &Server{Handler: Echo, Limits: Limits{HighWater: 10, LowWater: 20}}},
 		{"unavailable backend", &Server{Handler: Echo, Backend: unavailableBackend()}},
 	} {
 		err := tc.s.ListenAndServe("tcp", "127.0.0.1:0")
@@ -709,7 +708,7 @@ func TestBackendEnv(t *testing.T) {
 // bytes sitting unread in the server's socket when Shutdown closes it.
 // Closing a socket with unread input makes the kernel send a reset and
 // drop what it has not yet transmitted, so every byte the server flushed
-// must still reach the client: Conn.finish shuts the sending side and
+// must still reach the client: Conn.endClose shuts the sending side and
 // drains before it closes.
 func TestShutdownNoResetLoss(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
@@ -720,7 +719,7 @@ func TestShutdownNoResetLoss(t *testing.T) {
 				echoed.Add(int64(n))
 			}
 		}}
-		lim := conn.Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
+		lim := Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
 		s := &Server{Handler: h, Backend: b, Loops: 1, Limits: lim}
 		if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
 			t.Fatal(err)

@@ -4,5 +4,5 @@ package reactor
 
 // settled reports whether closing fd now loses nothing. Without linux's
 // SIOCINQ and SIOCOUTQ it cannot tell, so a closing connection always
-// drains (see Conn.finish).
+// drains (see Conn.endClose).
 func settled(int) bool { return false }

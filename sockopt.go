@@ -21,7 +21,7 @@ func (c *Conn) option(method string, set func(fd int) error) error {
 	if c.is(stClosed) {
 		return net.ErrClosed
 	}
-	return set(c.c.Fd())
+	return set(c.sock.Fd())
 }
 
 // SetNoDelay turns Nagle's algorithm off (true, the default) or on. With

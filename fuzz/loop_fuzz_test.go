@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor"
-	"github.com/muxkit/reactor/conn"
 	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/poller"
@@ -59,7 +58,7 @@ const (
 // lpLimits makes the loop stop reading a client after a few KiB queued.
 // MaxQueued is far above what one input can queue (HighWater plus one 64 KiB
 // read plus lpMaxAsync), so no Write is ever refused.
-var lpLimits = conn.Limits{HighWater: 4 << 10, LowWater: 1 << 10, MaxQueued: 1 << 20}
+var lpLimits = reactor.Limits{HighWater: 4 << 10, LowWater: 1 << 10, MaxQueued: 1 << 20}
 
 // lpScratch is the buffer of client reads; a fuzz worker runs one input at a
 // time.
@@ -710,7 +709,7 @@ func FuzzLoop(f *testing.F) {
 			if c.fd >= 0 {
 				r.readUntil(c, 1<<62, true, true)
 				// Done sending, as a client is once it has read end of
-				// file: the server's drain (Conn.finish) ends at this end
+				// file: the server's drain (Conn.endClose) ends at this end
 				// of file instead of at its timeout.
 				unix.Shutdown(c.fd, unix.SHUT_WR)
 			}

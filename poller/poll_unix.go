@@ -15,9 +15,8 @@ import (
 // array, so it costs O(watched fds) however few are ready. fds[0] is the
 // waker.
 type pollBackend struct {
-	base
+	scanning
 	fds   []unix.PollFd
-	w     *waker
 	start int // rotation: where the next scan of the results begins
 	ts    unix.Timespec
 }
@@ -29,7 +28,7 @@ func newPoll() (*pollBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pollBackend{w: w}
+	p := &pollBackend{scanning: scanning{w: w}}
 	p.fds = append(p.fds, unix.PollFd{Fd: int32(w.readFD()), Events: unix.POLLIN})
 	return p, nil
 }
@@ -140,18 +139,6 @@ func (p *pollBackend) event(i int) (Event, bool) {
 	return Event{Fd: int(pfd.Fd), Token: s.token, Events: pollReady(pfd, s.ev)}, true
 }
 
-// Wake makes a blocked or the next Wait return; safe from any goroutine.
-func (p *pollBackend) Wake() error {
-	return p.base.wake(p.w.wake)
-}
-
-// Close releases the wake fds; safe from any goroutine.
-func (p *pollBackend) Close() error {
-	return p.shutdown(func() { p.w.wake() }, func() error {
-		return os.NewSyscallError("close", p.w.close())
-	})
-}
-
 // Backend returns Poll.
 func (p *pollBackend) Backend() Backend { return Poll }
 
@@ -180,4 +167,23 @@ func scan(n, start int, events []Event, event func(i int) (Event, bool)) (next, 
 		}
 	}
 	return start, k
+}
+
+// scanning is what poll and select share: the registry and locks of base,
+// a self-pipe (or eventfd) waker among the watched fds, Wake and Close.
+type scanning struct {
+	base
+	w *waker
+}
+
+// Wake makes a blocked or the next Wait return; safe from any goroutine.
+func (p *scanning) Wake() error {
+	return p.base.wake(p.w.wake)
+}
+
+// Close releases the wake fds; safe from any goroutine.
+func (p *scanning) Close() error {
+	return p.shutdown(func() { p.w.wake() }, func() error {
+		return os.NewSyscallError("close", p.w.close())
+	})
 }

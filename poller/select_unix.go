@@ -23,12 +23,11 @@ const fdSetSize = int(unsafe.Sizeof(unix.FdSet{})) * 8
 // select has no hang-up or error condition: a peer's close shows as
 // Readable, an error as Readable and Writable.
 type selectBackend struct {
-	base
+	scanning
 	fds        []int32 // registered fds, dense
 	rset, wset unix.FdSet
 	rout, wout unix.FdSet
 	maxFD      int // highest registered fd, or -1
-	w          *waker
 	start      int
 	tv         unix.Timeval
 }
@@ -44,7 +43,7 @@ func newSelect() (*selectBackend, error) {
 		w.close()
 		return nil, ErrFDTooLarge
 	}
-	return &selectBackend{w: w, maxFD: -1}, nil
+	return &selectBackend{scanning: scanning{w: w}, maxFD: -1}, nil
 }
 
 // setInterest puts fd in the read and write sets as ev says.
@@ -190,18 +189,6 @@ func (p *selectBackend) event(i int) (Event, bool) {
 		return Event{}, false
 	}
 	return Event{Fd: fd, Token: s.token, Events: r}, true
-}
-
-// Wake makes a blocked or the next Wait return; safe from any goroutine.
-func (p *selectBackend) Wake() error {
-	return p.base.wake(p.w.wake)
-}
-
-// Close releases the wake fds; safe from any goroutine.
-func (p *selectBackend) Close() error {
-	return p.shutdown(func() { p.w.wake() }, func() error {
-		return os.NewSyscallError("close", p.w.close())
-	})
 }
 
 // Backend returns Select.

@@ -117,7 +117,18 @@ func TestJSONAndSVG(t *testing.T) {
 			lines++
 		}
 	}
-	if want := 2 * len(targets(c)); lines != want {
-		t.Errorf("chart has %d lines, want %d (two panels, one line per model/backend)", lines, want)
+	backends := 0
+	for _, tg := range targets(c) {
+		if tg.model == "multiplex" {
+			backends++
+		}
+	}
+	// Two panels with a line per model/backend, and the waiting-sockets
+	// panel with a line per backend.
+	if want := 2*len(targets(c)) + backends; lines != want {
+		t.Errorf("chart has %d lines, want %d (two panels of %d lines, the waiting-sockets panel of %d)", lines, want, len(targets(c)), backends)
+	}
+	if !bytes.Contains(b, []byte("Waiting sockets")) {
+		t.Error("chart has no waiting-sockets panel")
 	}
 }

@@ -166,3 +166,72 @@ func Children(t testing.TB, parent int) []Child {
 	}
 	return kids
 }
+
+// Wait bounds every wait of these helpers and of the model tests: longer
+// is a hang.
+const Wait = 10 * time.Second
+
+// Shutdown shuts s down with a Wait deadline and returns its result.
+func Shutdown(t testing.TB, s servers.Server) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Within receives from ch, failing the test if nothing comes within Wait;
+// what names the wait in the failure.
+func Within[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(Wait):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// WaitFor polls cond until it holds, failing the test after d; what names
+// the condition in the failure.
+func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// ServeTwice checks one promise of every model: a second Serve on s, which
+// Start made serve at addr, is an error other than ErrServerClosed, and the
+// first goes on serving; Shutdown then returns nil within d and the first
+// Serve ErrServerClosed.
+func ServeTwice(t testing.TB, s servers.Server, addr string, served *Served, d time.Duration) {
+	t.Helper()
+	c := Dial(t, addr, d)
+	if err := Echo(c, []byte("first Serve is serving")); err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := servers.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	if err := s.Serve(ln2); err == nil || errors.Is(err, servers.ErrServerClosed) {
+		t.Fatalf("second Serve: %v, want an error other than ErrServerClosed", err)
+	}
+	if err := Echo(c, []byte("still serving")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := served.Within(t, d); !errors.Is(err, servers.ErrServerClosed) {
+		t.Fatalf("Serve: %v, want ErrServerClosed", err)
+	}
+}

@@ -1,7 +1,6 @@
 package iterative_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -40,47 +39,13 @@ func echo(t *testing.T, c net.Conn, msg string) {
 	}
 }
 
-func shutdown(t *testing.T, s *iterative.Server) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return s.Shutdown(ctx)
-}
-
-func within(t *testing.T, what string, ch <-chan error) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		return nil
-	}
-}
-
 // TestServeTwice: a second Serve while the first serves is an error, and
 // the first goes on serving.
 func TestServeTwice(t *testing.T) {
 	leakcheck.Check(t)
 	s := &iterative.Server{}
 	addr, served := start(t, s)
-	c := dial(t, addr)
-	echo(t, c, "first Serve is serving")
-	ln2, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln2.Close()
-	if err := s.Serve(ln2); err == nil || errors.Is(err, servers.ErrServerClosed) {
-		t.Fatalf("second Serve: %v, want an error other than ErrServerClosed", err)
-	}
-	echo(t, c, "still serving")
-	if err := shutdown(t, s); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := served.Within(t, 10*time.Second); !errors.Is(err, servers.ErrServerClosed) {
-		t.Fatalf("Serve: %v, want ErrServerClosed", err)
-	}
+	servertest.ServeTwice(t, s, addr, served, 10*time.Second)
 }
 
 // TestShutdownBeforeServe: Serve after Shutdown returns ErrServerClosed at
@@ -88,7 +53,7 @@ func TestServeTwice(t *testing.T) {
 func TestShutdownBeforeServe(t *testing.T) {
 	leakcheck.Check(t)
 	s := &iterative.Server{}
-	if err := shutdown(t, s); err != nil {
+	if err := servertest.Shutdown(t, s); err != nil {
 		t.Fatalf("Shutdown before Serve: %v", err)
 	}
 	ln, err := servers.Listen("tcp", "127.0.0.1:0")
@@ -98,7 +63,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 	defer ln.Close()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := servertest.Within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve after Shutdown: %v, want ErrServerClosed", err)
 	}
 }
@@ -112,7 +77,7 @@ func TestShutdownEndsIdleClient(t *testing.T) {
 	addr, served := start(t, s)
 	c := dial(t, addr)
 	echo(t, c, "now idle")
-	if err := shutdown(t, s); err != nil {
+	if err := servertest.Shutdown(t, s); err != nil {
 		t.Fatalf("Shutdown with an idle client: %v, want nil", err)
 	}
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {

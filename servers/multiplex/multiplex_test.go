@@ -1,7 +1,6 @@
 package multiplex_test
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/muxkit/reactor"
 	"github.com/muxkit/reactor/internal/leakcheck"
+	"github.com/muxkit/reactor/internal/servertest"
 	"github.com/muxkit/reactor/poller"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/multiplex"
@@ -32,24 +32,6 @@ func listen(t *testing.T) *servers.Listener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln
-}
-
-func shutdown(t *testing.T, s *multiplex.Server) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return s.Shutdown(ctx)
-}
-
-func within(t *testing.T, what string, ch <-chan error) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		return nil
-	}
 }
 
 // TestNilListener: Serve(nil) is an error, not ErrServerClosed.
@@ -77,7 +59,7 @@ func TestUnavailableBackend(t *testing.T) {
 	s := &multiplex.Server{Backend: missing, Loops: 1}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(listen(t)) }()
-	if err := within(t, "Serve", served); !errors.Is(err, errors.ErrUnsupported) {
+	if err := servertest.Within(t, "Serve", served); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Serve with backend %v: %v, want errors.ErrUnsupported", missing, err)
 	}
 }
@@ -90,7 +72,7 @@ func TestBadBackendEnv(t *testing.T) {
 	s := &multiplex.Server{Loops: 1}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(listen(t)) }()
-	if err := within(t, "Serve", served); err == nil || errors.Is(err, servers.ErrServerClosed) {
+	if err := servertest.Within(t, "Serve", served); err == nil || errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve with %s=bogus: %v, want an error", reactor.BackendEnv, err)
 	}
 }
@@ -100,12 +82,12 @@ func TestBadBackendEnv(t *testing.T) {
 func TestShutdownBeforeServe(t *testing.T) {
 	leakcheck.Check(t)
 	s := &multiplex.Server{Loops: 1}
-	if err := shutdown(t, s); err != nil {
+	if err := servertest.Shutdown(t, s); err != nil {
 		t.Fatalf("Shutdown before Serve: %v", err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(listen(t)) }()
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := servertest.Within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve after Shutdown: %v, want ErrServerClosed", err)
 	}
 }
@@ -118,7 +100,7 @@ func serve(t *testing.T, s *multiplex.Server) (*servers.Listener, <-chan error) 
 	ln := listen(t)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() { shutdown(t, s) })
+	t.Cleanup(func() { servertest.Shutdown(t, s) })
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -150,10 +132,10 @@ func TestShutdownClosesListener(t *testing.T) {
 	leakcheck.Check(t)
 	s := &multiplex.Server{Loops: 1}
 	ln, served := serve(t, s)
-	if err := shutdown(t, s); err != nil {
+	if err := servertest.Shutdown(t, s); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := servertest.Within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve: %v, want ErrServerClosed", err)
 	}
 	if !refused(ln) {
@@ -170,10 +152,10 @@ func TestServeTwice(t *testing.T) {
 	if err := s.Serve(listen(t)); err == nil || errors.Is(err, servers.ErrServerClosed) {
 		t.Errorf("second Serve: %v, want an error other than ErrServerClosed", err)
 	}
-	if err := shutdown(t, s); err != nil {
+	if err := servertest.Shutdown(t, s); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
+	if err := servertest.Within(t, "Serve", served); !errors.Is(err, servers.ErrServerClosed) {
 		t.Fatalf("Serve: %v, want ErrServerClosed", err)
 	}
 	if !refused(ln) {

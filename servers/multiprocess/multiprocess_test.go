@@ -38,18 +38,6 @@ func dial(t *testing.T, addr string) net.Conn { return servertest.Dial(t, addr, 
 // echo sends msg on c and reports whether it came back.
 func echo(c net.Conn, msg string) error { return servertest.Echo(c, []byte(msg)) }
 
-// waitFor polls cond until it holds or 20 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // children lists this process's child processes in any state, zombies
 // included, printed as "pid state".
 func children(t *testing.T) []servertest.Child { return servertest.Children(t, os.Getpid()) }
@@ -86,7 +74,7 @@ func TestCrashHarmsNoOther(t *testing.T) {
 			}
 			// The other client's child and the new client's: the crashed
 			// one is reaped, and for the pool replaced.
-			waitFor(t, "the crashed child reaped", func() bool { return s.Children() == 2 })
+			servertest.WaitFor(t, "the crashed child reaped", 20*time.Second, func() bool { return s.Children() == 2 })
 		})
 	}
 }
@@ -157,27 +145,5 @@ func TestServeTwice(t *testing.T) {
 	leakcheck.Check(t)
 	s := &multiprocess.Server{}
 	addr, served := start(t, s)
-	c := dial(t, addr)
-	if err := echo(c, "first Serve is serving"); err != nil {
-		t.Fatal(err)
-	}
-	ln2, err := servers.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln2.Close()
-	if err := s.Serve(ln2); err == nil || errors.Is(err, servers.ErrServerClosed) {
-		t.Fatalf("second Serve: %v, want an error other than ErrServerClosed", err)
-	}
-	if err := echo(c, "still served"); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := served.Within(t, 20*time.Second); !errors.Is(err, servers.ErrServerClosed) {
-		t.Fatalf("Serve: %v, want ErrServerClosed", err)
-	}
+	servertest.ServeTwice(t, s, addr, served, 20*time.Second)
 }

@@ -51,29 +51,6 @@ func dial(t *testing.T, addr string) net.Conn { return servertest.Dial(t, addr, 
 // echo sends msg on c and reports whether it came back.
 func echo(c net.Conn, msg string) error { return servertest.Echo(c, []byte(msg)) }
 
-func within[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // threadID is the calling thread's id, from /proc/thread-self (linux); 0
 // where that does not exist.
 func threadID() int {
@@ -130,7 +107,7 @@ func TestPerClientMaxThreads(t *testing.T) {
 	c1.Close()
 	// The first client's thread ends on its own time; until it has, a new
 	// client may still be refused.
-	waitFor(t, "a new client served after one left", func() bool {
+	servertest.WaitFor(t, "a new client served after one left", 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -186,10 +163,10 @@ func TestHandlerOnLockedThread(t *testing.T) {
 			}))
 			c := dial(t, addr)
 			for range rounds {
-				within(t, "the handler's goroutine", blocking)
+				servertest.Within(t, "the handler's goroutine", blocking)
 				step <- struct{}{}
 			}
-			if within(t, "the handler", moved) {
+			if servertest.Within(t, "the handler", moved) {
 				t.Fatal("the handler resumed on another OS thread: it is not locked to its thread")
 			}
 			if err := echo(c, "served"); err != nil {
@@ -215,12 +192,12 @@ func TestPerClientThreadExits(t *testing.T) {
 	if err := echo(c, "served"); err != nil {
 		t.Fatal(err)
 	}
-	task := "/proc/self/task/" + strconv.Itoa(within(t, "the handler", tids))
+	task := "/proc/self/task/" + strconv.Itoa(servertest.Within(t, "the handler", tids))
 	if _, err := os.Stat(task); err != nil {
 		t.Fatalf("the handler's thread while it serves: %v", err)
 	}
 	c.Close()
-	waitFor(t, "the client's thread to end", func() bool {
+	servertest.WaitFor(t, "the client's thread to end", 10*time.Second, func() bool {
 		_, err := os.Stat(task)
 		return errors.Is(err, os.ErrNotExist)
 	})
