@@ -17,21 +17,6 @@ import (
 	"github.com/muxkit/reactor/internal/sock"
 )
 
-// badInput is one row of TestBadInput: a misuse of an exported function
-// and what it must answer, as badinput.Row says (want nil: any error; ok:
-// the documented answer is success).
-type badInput struct {
-	name  string
-	setup func(t *testing.T) func() error
-	want  error
-	ok    bool
-}
-
-// call makes a row's setup of a call that needs none.
-func call(fn func() error) func(*testing.T) func() error {
-	return func(*testing.T) func() error { return fn }
-}
-
 // TestBadInput feeds the package's exported functions the inputs a caller
 // gets wrong: networks it does not serve, bad and refused addresses, an
 // ended context, a closed group, calls after Close. Each must give a clear
@@ -42,23 +27,7 @@ func call(fn func() error) func(*testing.T) func() error {
 func TestBadInput(t *testing.T) {
 	netCheckLeaks(t)
 	t.Setenv(reactor.BackendEnv, "")
-	var table []badinput.Row
-	for _, r := range netconnRows() {
-		table = append(table, badinput.Row{Name: r.name, Setup: r.setup, Want: r.want, OK: r.ok})
-	}
-	badinput.Run(t, table)
-}
-
-// zeroN turns an (n, err) result whose documented answer is 0, nil into an
-// error for an ok row.
-func zeroN(n int, err error) error {
-	if err != nil {
-		return err
-	}
-	if n != 0 {
-		return fmt.Errorf("n = %d, want 0", n)
-	}
-	return nil
+	badinput.Run(t, netconnRows())
 }
 
 // biNetListener returns a Listen listener, closed when the test ends.
@@ -125,7 +94,7 @@ func closedGroup(t *testing.T) Config {
 	return Config{Group: g}
 }
 
-func netconnRows() []badInput {
+func netconnRows() []badinput.Row {
 	closedConn := func(fn func(c *Conn) error) func(*testing.T) func() error {
 		return func(t *testing.T) func() error {
 			c := biNetConn(t)
@@ -142,50 +111,50 @@ func netconnRows() []badInput {
 		}
 	}
 	longUnix := "/tmp/" + strings.Repeat("y", 200)
-	return []badInput{
-		{name: "netconn.Listen(udp)", setup: call(func() error {
+	return []badinput.Row{
+		{Name: "netconn.Listen(udp)", Setup: badinput.Call(func() error {
 			_, err := Listen("udp", "127.0.0.1:0")
 			return err
 		})},
-		{name: "netconn.Listen(port -1)", setup: call(func() error {
+		{Name: "netconn.Listen(port -1)", Setup: badinput.Call(func() error {
 			_, err := Listen("tcp", "127.0.0.1:-1")
 			return err
 		})},
-		{name: "netconn.Listen(unix path too long)", setup: call(func() error {
+		{Name: "netconn.Listen(unix path too long)", Setup: badinput.Call(func() error {
 			_, err := Listen("unix", longUnix)
 			return err
 		})},
-		{name: "netconn.Listen(address in use)", want: unix.EADDRINUSE, setup: func(t *testing.T) func() error {
+		{Name: "netconn.Listen(address in use)", Want: unix.EADDRINUSE, Setup: func(t *testing.T) func() error {
 			ln := biNetListener(t)
 			return func() error {
 				_, err := Listen("tcp", ln.Addr().String())
 				return err
 			}
 		}},
-		{name: "netconn.Dial(udp)", setup: call(func() error {
+		{Name: "netconn.Dial(udp)", Setup: badinput.Call(func() error {
 			_, err := Dial("udp", "127.0.0.1:9")
 			return err
 		})},
-		{name: "netconn.Dial(empty address)", want: errMissingAddress, setup: call(func() error {
+		{Name: "netconn.Dial(empty address)", Want: errMissingAddress, Setup: badinput.Call(func() error {
 			_, err := Dial("tcp", "")
 			return err
 		})},
-		{name: "netconn.Dial(garbage address)", setup: call(func() error {
+		{Name: "netconn.Dial(garbage address)", Setup: badinput.Call(func() error {
 			_, err := Dial("tcp", "no port here")
 			return err
 		})},
-		{name: "netconn.Dial(refused)", want: unix.ECONNREFUSED, setup: func(t *testing.T) func() error {
+		{Name: "netconn.Dial(refused)", Want: unix.ECONNREFUSED, Setup: func(t *testing.T) func() error {
 			addr := refusedAddr(t)
 			return func() error {
 				_, err := Dial("tcp", addr)
 				return err
 			}
 		}},
-		{name: "netconn.Dial(unix, no such socket)", setup: call(func() error {
+		{Name: "netconn.Dial(unix, no such socket)", Setup: badinput.Call(func() error {
 			_, err := Dial("unix", "/nonexistent/netconn-badinput.sock")
 			return err
 		})},
-		{name: "netconn.DialContext(canceled ctx)", want: context.Canceled, setup: func(t *testing.T) func() error {
+		{Name: "netconn.DialContext(canceled ctx)", Want: context.Canceled, Setup: func(t *testing.T) func() error {
 			ln := biNetListener(t)
 			return func() error {
 				ctx, cancel := context.WithCancel(context.Background())
@@ -194,14 +163,14 @@ func netconnRows() []badInput {
 				return err
 			}
 		}},
-		{name: "netconn.Config.Listen(closed Group)", want: reactor.ErrLoopClosed, setup: func(t *testing.T) func() error {
+		{Name: "netconn.Config.Listen(closed Group)", Want: reactor.ErrLoopClosed, Setup: func(t *testing.T) func() error {
 			cfg := closedGroup(t)
 			return func() error {
 				_, err := cfg.Listen("tcp", "127.0.0.1:0")
 				return err
 			}
 		}},
-		{name: "netconn.Config.Dial(closed Group)", want: reactor.ErrLoopClosed, setup: func(t *testing.T) func() error {
+		{Name: "netconn.Config.Dial(closed Group)", Want: reactor.ErrLoopClosed, Setup: func(t *testing.T) func() error {
 			cfg := closedGroup(t)
 			ln := biNetListener(t)
 			return func() error {
@@ -209,7 +178,7 @@ func netconnRows() []badInput {
 				return err
 			}
 		}},
-		{name: "netconn.Listen listener Accept after Close", want: net.ErrClosed, setup: func(t *testing.T) func() error {
+		{Name: "netconn.Listen listener Accept after Close", Want: net.ErrClosed, Setup: func(t *testing.T) func() error {
 			ln := biNetListener(t)
 			if err := ln.Close(); err != nil {
 				t.Fatal(err)
@@ -219,47 +188,47 @@ func netconnRows() []badInput {
 				return err
 			}
 		}},
-		{name: "netconn.Listen listener Close twice", want: net.ErrClosed, setup: func(t *testing.T) func() error {
+		{Name: "netconn.Listen listener Close twice", Want: net.ErrClosed, Setup: func(t *testing.T) func() error {
 			ln := biNetListener(t)
 			if err := ln.Close(); err != nil {
 				t.Fatal(err)
 			}
 			return ln.Close
 		}},
-		{name: "netconn.Conn.Read after Close", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.Read after Close", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			_, err := c.Read(make([]byte, 8))
 			return err
 		})},
-		{name: "netconn.Conn.Write after Close", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.Write after Close", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			_, err := c.Write([]byte("x"))
 			return err
 		})},
-		{name: "netconn.Conn.SetDeadline after Close", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.SetDeadline after Close", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			return c.SetDeadline(time.Now())
 		})},
-		{name: "netconn.Conn.SetNoDelay after Close", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.SetNoDelay after Close", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			return c.SetNoDelay(true)
 		})},
-		{name: "netconn.Conn.CloseWrite after Close", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.CloseWrite after Close", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			return c.CloseWrite()
 		})},
-		{name: "netconn.Conn.SyscallConn Control after Close", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.SyscallConn Control after Close", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			rc, err := c.SyscallConn()
 			if err != nil {
 				return err
 			}
 			return rc.Control(func(uintptr) {})
 		})},
-		{name: "netconn.Conn.Close twice", want: net.ErrClosed, setup: closedConn(func(c *Conn) error {
+		{Name: "netconn.Conn.Close twice", Want: net.ErrClosed, Setup: closedConn(func(c *Conn) error {
 			return c.Close()
 		})},
-		{name: "netconn.Conn.Write(empty) → 0, nil", ok: true, setup: open(func(c *Conn) error {
-			return zeroN(c.Write(nil))
+		{Name: "netconn.Conn.Write(empty) → 0, nil", OK: true, Setup: open(func(c *Conn) error {
+			return badinput.ZeroN(c.Write(nil))
 		})},
-		{name: "netconn.Conn.Read(empty) → 0, nil", ok: true, setup: open(func(c *Conn) error {
-			return zeroN(c.Read(nil))
+		{Name: "netconn.Conn.Read(empty) → 0, nil", OK: true, Setup: open(func(c *Conn) error {
+			return badinput.ZeroN(c.Read(nil))
 		})},
-		{name: "netconn.Conn deadline in the past", want: os.ErrDeadlineExceeded, setup: open(func(c *Conn) error {
+		{Name: "netconn.Conn deadline in the past", Want: os.ErrDeadlineExceeded, Setup: open(func(c *Conn) error {
 			c.SetReadDeadline(time.Unix(1, 0))
 			_, err := c.Read(make([]byte, 1))
 			return err

@@ -13,14 +13,14 @@ import (
 	"github.com/muxkit/reactor/poller"
 )
 
-// TestBadInputTable feeds the Poller of every backend this OS has, and
+// TestBadInput feeds the Poller of every backend this OS has, and
 // New and ParseBackend, the inputs a caller gets wrong: negative, closed,
 // unregistered and huge fds, unknown interest bits, empty event slices,
 // extreme timeouts, calls after Close. Each must give a clear error (the
 // documented sentinel where there is one), never a panic or a hang; where
-// the documented answer is success, that is asserted instead. (TestBadInput
-// checks, on one poller per backend, that a refused call changes nothing.)
-func TestBadInputTable(t *testing.T) {
+// the documented answer is success, that is asserted instead.
+// (TestRefusedCallChangesNothing checks that a refused call changes nothing.)
+func TestBadInput(t *testing.T) {
 	leakcheck.Check(t)
 	badinput.Run(t, pollerRows())
 }

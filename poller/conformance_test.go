@@ -270,7 +270,9 @@ func TestCallsAfterClose(t *testing.T) {
 	})
 }
 
-func TestBadInput(t *testing.T) {
+// TestRefusedCallChangesNothing: on every backend, a call refused for bad
+// input leaves the poller as it was.
+func TestRefusedCallChangesNothing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, p poller.Poller) {
 		a, _ := socketpair(t)
 		mustAdd(t, p, a, 1, poller.Readable)

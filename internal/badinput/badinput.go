@@ -1,10 +1,13 @@
 // Package badinput runs the bad-input tables of the packages' tests: each
 // row is a misuse of an exported function and the answer it must get, a
-// clear error (or the documented success), never a panic or a hang.
+// clear error (or the documented success), never a panic or a hang. Its
+// fixtures (UnusedFD, Socketpair, Echo, ...) are the ones the rows of
+// several packages share; a fixture of one package's rows stays with them.
 package badinput
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -87,4 +90,30 @@ func guarded(fn func() error) (err error, panicked any, hung bool) {
 	case <-time.After(Deadline):
 		return nil, nil, true
 	}
+}
+
+// Call makes a row's Setup of a call that needs none.
+func Call(fn func() error) func(*testing.T) func() error {
+	return func(*testing.T) func() error { return fn }
+}
+
+// ZeroN turns an (n, err) result whose documented answer is 0, nil into
+// the error of an OK row: err, or an error if n is not 0.
+func ZeroN(n int, err error) error {
+	if err != nil {
+		return err
+	}
+	if n != 0 {
+		return fmt.Errorf("n = %d, want 0", n)
+	}
+	return nil
+}
+
+// NilOr turns err into the error of an OK row whose documented answer is
+// nil or an error matching want: nil for either, else err.
+func NilOr(err, want error) error {
+	if err == nil || errors.Is(err, want) {
+		return nil
+	}
+	return err
 }
