@@ -74,6 +74,11 @@ func writeSVG(path string, c *config, rows []Row) error {
 	h := legendY + ((len(ss)+4)/5)*20 + 20
 	waitTop := h + 50
 	wait := waitingSeries(rows)
+	for _, l := range wait { // each backend in its colour above
+		if s := byName["multiplex/"+l.name]; s != nil {
+			l.colour = s.colour
+		}
+	}
 	if len(wait) > 0 {
 		h = waitTop + ph + 50 + ((len(wait)+4)/5)*20 + 20
 	}
