@@ -11,12 +11,13 @@
  *   gcc -O2 -o cepoll echo.c && ./cepoll [HOST [PORT]]
  *
  * Prints "listening on HOST:PORT", then "pid PID", and exits 0 on SIGINT
- * or SIGTERM. TCP_NODELAY is not set, as the reactor does not set it.
+ * or SIGTERM. TCP_NODELAY is set on each client, as the reactor sets it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,7 @@ int main(int argc, char **argv) {
 					int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 					if (c < 0)
 						break;
+					setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 					watch(ep, EPOLL_CTL_ADD, c, EPOLLIN);
 				}
 				continue;

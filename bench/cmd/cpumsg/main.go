@@ -97,8 +97,8 @@ func main() {
 	flag.Parse()
 	cfg.servers = strings.Split(servers, ",")
 	for _, s := range cfg.servers {
-		if k := kind(s); k != "c" && !slices.Contains(goServers, k) {
-			usage("-servers: unknown server %q (want c, reactor, gnet, evio, nbio, net, raw or rawpark, each optionally followed by @VAR=VALUE... for its environment)", s)
+		if k := kind(s); !slices.Contains(cServers, k) && !slices.Contains(goServers, k) {
+			usage("-servers: unknown server %q (want c, c-uring, reactor, gnet, evio, nbio, net, raw or rawpark, each optionally followed by @VAR=VALUE... for its environment; c-uring@URING_BATCH=1 batches its wake-ups)", s)
 		}
 	}
 	if *cases == "" {
@@ -146,6 +146,10 @@ func buildAndRun(cfg *config) error {
 	}
 	return run(cfg, bins)
 }
+
+// cServers are the C servers: the epoll one (cepoll/echo.c) and the
+// io_uring one (curing/echo.c, linked with the distribution's liburing).
+var cServers = []string{"c", "c-uring"}
 
 // goServers are the servers cmd/reactorecho runs, by its -model.
 var goServers = []string{"reactor", "gnet", "evio", "nbio", "net", "raw", "rawpark"}
@@ -225,7 +229,15 @@ func build(dir, tmp string, servers []string) (map[string]string, error) {
 		}
 		bins["c"] = bin
 	}
-	if slices.ContainsFunc(servers, func(s string) bool { return s != "c" }) {
+	if slices.Contains(servers, "c-uring") {
+		bin := filepath.Join(tmp, "curing")
+		cmd := exec.Command("gcc", "-O2", "-o", bin, filepath.Join(dir, "curing", "echo.c"), "-luring")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("gcc (curing/echo.c needs liburing-dev): %v\n%s", err, out)
+		}
+		bins["c-uring"] = bin
+	}
+	if slices.ContainsFunc(servers, func(s string) bool { return !slices.Contains(cServers, s) }) {
 		bin := filepath.Join(tmp, "reactorecho")
 		cmd := exec.Command("go", "build", "-o", bin, "./cmd/reactorecho")
 		cmd.Dir = dir
@@ -431,7 +443,7 @@ type server struct {
 func start(cfg *config, name, bin, profile string) (*server, error) {
 	var args []string
 	switch kind(name) {
-	case "c":
+	case "c", "c-uring":
 		args = []string{bin, "127.0.0.1", "0"}
 	case "reactor":
 		args = []string{bin, "-model", "reactor", "-loops", "1", "-backend", "epoll"}
