@@ -151,7 +151,11 @@ type Ring struct {
 }
 
 // New sets up a ring with room for entries submissions (rounded up to a
-// power of two by the kernel) and the setup flags given. No kernel support
+// power of two by the kernel) and the setup flags given. With
+// SetupSingleIssuer the ring belongs to the OS thread that made it: an
+// io_uring_enter from another thread fails with EEXIST, so the goroutine
+// that owns the ring locks itself to its thread (runtime.LockOSThread)
+// before New and for the ring's life. No kernel support
 // (ENOSYS), io_uring disabled by sysctl or a seccomp filter (EPERM), and a
 // setup flag this kernel does not have (EINVAL) are errors matching
 // errors.ErrUnsupported.

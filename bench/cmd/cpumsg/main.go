@@ -98,7 +98,7 @@ func main() {
 	cfg.servers = strings.Split(servers, ",")
 	for _, s := range cfg.servers {
 		if k := kind(s); !slices.Contains(cServers, k) && !slices.Contains(goServers, k) {
-			usage("-servers: unknown server %q (want c, c-uring, reactor, gnet, evio, nbio, net, raw or rawpark, each optionally followed by @VAR=VALUE... for its environment; c-uring@URING_BATCH=1 batches its wake-ups)", s)
+			usage("-servers: unknown server %q (want c, c-uring, reactor, gnet, evio, nbio, net, raw, rawpark or uring, each optionally followed by @VAR=VALUE... for its environment; c-uring@URING_BATCH=1 batches its wake-ups)", s)
 		}
 	}
 	if *cases == "" {
@@ -152,7 +152,7 @@ func buildAndRun(cfg *config) error {
 var cServers = []string{"c", "c-uring"}
 
 // goServers are the servers cmd/reactorecho runs, by its -model.
-var goServers = []string{"reactor", "gnet", "evio", "nbio", "net", "raw", "rawpark"}
+var goServers = []string{"reactor", "gnet", "evio", "nbio", "net", "raw", "rawpark", "uring"}
 
 // kind returns the server of a -servers entry, without its environment.
 func kind(spec string) string {

@@ -40,7 +40,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	loops := flag.Int("loops", 1, "event loops (reactor model)")
 	backend := flag.String("backend", "epoll", "poller backend (reactor model)")
-	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux); gnet, evio or nbio (those libraries, one event loop)")
+	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux); uring (a bare Go io_uring loop, linux); gnet, evio or nbio (those libraries, one event loop)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
 
@@ -52,9 +52,9 @@ func main() {
 		usage(fmt.Errorf("-loops %d: want at least 1", *loops))
 	}
 	switch *model {
-	case "reactor", "net", "raw", "rawpark", "gnet", "evio", "nbio":
+	case "reactor", "net", "raw", "rawpark", "uring", "gnet", "evio", "nbio":
 	default:
-		usage(fmt.Errorf("-model %q: want reactor, net, raw, rawpark, gnet, evio or nbio", *model))
+		usage(fmt.Errorf("-model %q: want reactor, net, raw, rawpark, uring, gnet, evio or nbio", *model))
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -79,6 +79,8 @@ func main() {
 		err = serveNet(*addr, sig)
 	case "raw", "rawpark":
 		err = serveRaw(*addr, *model == "rawpark", sig)
+	case "uring":
+		err = serveUring(*addr, sig)
 	case "gnet":
 		err = serveGnet(*addr, sig)
 	case "evio":

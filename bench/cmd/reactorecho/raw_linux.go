@@ -22,26 +22,9 @@ import (
 // syscall.RawSyscall, which skips the runtime's entersyscall/exitsyscall:
 // the P is never seen in a system call, so sysmon never retakes it.
 func serveRaw(addr string, park bool, sig <-chan os.Signal) error {
-	ta, err := net.ResolveTCPAddr("tcp4", addr)
+	lfd, port, ip, err := listenRaw(addr, true)
 	if err != nil {
 		return err
-	}
-	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return os.NewSyscallError("socket", err)
-	}
-	syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-	sa := &syscall.SockaddrInet4{Port: ta.Port}
-	copy(sa.Addr[:], ta.IP.To4())
-	if err := syscall.Bind(lfd, sa); err != nil {
-		return os.NewSyscallError("bind", err)
-	}
-	if err := syscall.Listen(lfd, 4096); err != nil {
-		return os.NewSyscallError("listen", err)
-	}
-	bound, err := syscall.Getsockname(lfd)
-	if err != nil {
-		return os.NewSyscallError("getsockname", err)
 	}
 	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -78,7 +61,7 @@ func serveRaw(addr string, park bool, sig <-chan os.Signal) error {
 		finish()
 		os.Exit(0)
 	}()
-	fmt.Printf("listening on %s:%d\npid %d\n", ta.IP, bound.(*syscall.SockaddrInet4).Port, os.Getpid())
+	fmt.Printf("listening on %s:%d\npid %d\n", ip, port, os.Getpid())
 
 	read, write := syscall.Read, syscall.Write
 	if os.Getenv("REACTORECHO_RAWSYSCALL") == "1" {
@@ -181,4 +164,38 @@ func rawWrite(fd int, p []byte) (int, error) {
 		return -1, e
 	}
 	return int(n), nil
+}
+
+// listenRaw opens an IPv4 listening socket on addr for the bare models,
+// non-blocking or not, and returns it with its port and IP.
+func listenRaw(addr string, nonblock bool) (fd, port int, ip net.IP, err error) {
+	ta, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		return -1, 0, nil, err
+	}
+	typ := syscall.SOCK_STREAM | syscall.SOCK_CLOEXEC
+	if nonblock {
+		typ |= syscall.SOCK_NONBLOCK
+	}
+	lfd, err := syscall.Socket(syscall.AF_INET, typ, 0)
+	if err != nil {
+		return -1, 0, nil, os.NewSyscallError("socket", err)
+	}
+	syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	sa := &syscall.SockaddrInet4{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To4())
+	if err := syscall.Bind(lfd, sa); err != nil {
+		syscall.Close(lfd)
+		return -1, 0, nil, os.NewSyscallError("bind", err)
+	}
+	if err := syscall.Listen(lfd, 4096); err != nil {
+		syscall.Close(lfd)
+		return -1, 0, nil, os.NewSyscallError("listen", err)
+	}
+	bound, err := syscall.Getsockname(lfd)
+	if err != nil {
+		syscall.Close(lfd)
+		return -1, 0, nil, os.NewSyscallError("getsockname", err)
+	}
+	return lfd, bound.(*syscall.SockaddrInet4).Port, ta.IP, nil
 }

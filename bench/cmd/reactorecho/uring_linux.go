@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/muxkit/reactor/internal/uring"
+)
+
+// The uring model's buffers: one provided ring shared by every client.
+const (
+	uringBufs    = 1024
+	uringBufSize = 4096
+)
+
+// Operations, in the top byte of a submission's user data; the buffer id
+// is in bits 32-47 and the fd in the low 32.
+const (
+	uringAccept = iota + 1
+	uringRecv
+	uringSend
+)
+
+func uringTag(op, fd, bid int) uint64 {
+	return uint64(op)<<56 | uint64(uint16(bid))<<32 | uint64(uint32(fd))
+}
+
+// serveUring is bench/curing/echo.c in Go, over internal/uring: one
+// goroutine, one ring (single issuer, deferred task running), a multishot
+// accept, a multishot receive per client into one provided buffer ring,
+// each buffer sent back from where it landed and recycled when the send
+// completes, one io_uring_enter per turn. It is what Go costs on the
+// completion model without the reactor, the way raw is for epoll. With
+// REACTORECHO_URING_BATCH=1 it waits for up to half the last turn's
+// receives (at most 128) for at most 100 us, then for any one (linux
+// 6.12's minimum wait), as curing does with URING_BATCH=1.
+func serveUring(addr string, sig <-chan os.Signal) error {
+	batch := os.Getenv("REACTORECHO_URING_BATCH") == "1"
+	// A single-issuer ring belongs to the thread that made it: io_uring_enter
+	// from another fails with EEXIST, and Go moves goroutines between
+	// threads.
+	runtime.LockOSThread()
+	r, err := uring.New(4096, uring.SetupSingleIssuer|uring.SetupDeferTaskrun)
+	if err != nil {
+		if r, err = uring.New(4096, 0); err != nil {
+			return err
+		}
+	}
+	p, err := r.Probe()
+	if err != nil {
+		return err
+	}
+	if err := p.Require(uring.OpAccept, uring.OpRecv, uring.OpSend); err != nil {
+		return err
+	}
+	br, err := r.NewBufRing(0, uringBufs, uringBufSize)
+	if err != nil {
+		return err
+	}
+	lfd, port, ip, err := listenRaw(addr, false)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-sig
+		finish()
+		os.Exit(0)
+	}()
+	fmt.Printf("listening on %s:%d\npid %d\n", ip, port, os.Getpid())
+
+	var sendOff, sendLen [uringBufs]int
+	get := func() *uring.SQE {
+		e := r.Get()
+		if e == nil {
+			r.Submit()
+			e = r.Get()
+		}
+		return e
+	}
+	armAccept := func() {
+		e := get()
+		e.Opcode, e.Fd, e.Ioprio, e.OpFlags, e.UserData = uring.OpAccept, int32(lfd), uring.AcceptMultishot, syscall.O_CLOEXEC, uringTag(uringAccept, lfd, 0)
+	}
+	armRecv := func(fd int) {
+		e := get()
+		e.Opcode, e.Fd, e.Flags, e.Ioprio, e.BufGroup, e.UserData = uring.OpRecv, int32(fd), uring.SqeBufferSelect, uring.RecvMultishot, 0, uringTag(uringRecv, fd, 0)
+	}
+	send := func(fd, bid int) {
+		b := br.Buf(uint16(bid), sendLen[bid])[sendOff[bid]:]
+		e := get()
+		e.Opcode, e.Fd, e.Addr, e.Len, e.UserData = uring.OpSend, int32(fd), uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b)), uringTag(uringSend, fd, bid)
+	}
+	armAccept()
+	recent := 0
+	for {
+		want := uint32(1)
+		if batch && recent/2 > 1 {
+			want = uint32(min(recent/2, 128))
+		}
+		if want > 1 { // the minimum wait's timer would cost a lone client
+			err = r.Wait(want, time.Second, 100*time.Microsecond)
+		} else {
+			err = r.Wait(want, -1, 0)
+		}
+		if err != nil {
+			return err
+		}
+		recent = 0
+		a, b := r.Ready()
+		n := len(a) + len(b)
+		recycled := false
+		for _, cqes := range [2][]uring.CQE{a, b} {
+			for i := range cqes {
+				c := &cqes[i]
+				op, fd, bid := int(c.UserData>>56), int(uint32(c.UserData)), int(uint16(c.UserData>>32))
+				switch op {
+				case uringAccept:
+					if c.Res >= 0 {
+						syscall.SetsockoptInt(int(c.Res), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+						armRecv(int(c.Res))
+					}
+					if c.Flags&uring.CqeMore == 0 {
+						armAccept()
+					}
+				case uringRecv:
+					switch {
+					case c.Res > 0:
+						recent++
+						got := int(c.Flags >> 16)
+						sendOff[got], sendLen[got] = 0, int(c.Res)
+						send(fd, got)
+						if c.Flags&uring.CqeMore == 0 {
+							armRecv(fd)
+						}
+					case c.Res == -int32(syscall.ENOBUFS):
+						armRecv(fd)
+					default:
+						if c.Flags&uring.CqeBuffer != 0 {
+							br.Recycle(uint16(c.Flags >> 16))
+							recycled = true
+						}
+						syscall.Close(fd)
+					}
+				case uringSend:
+					if c.Res > 0 && sendOff[bid]+int(c.Res) < sendLen[bid] {
+						sendOff[bid] += int(c.Res)
+						send(fd, bid)
+						continue
+					}
+					br.Recycle(uint16(bid))
+					recycled = true
+				}
+			}
+		}
+		r.Seen(n)
+		if recycled {
+			br.Publish()
+		}
+	}
+}
