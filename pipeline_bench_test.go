@@ -209,14 +209,7 @@ func pipelineHandler() Handler {
 				st.left = st.left[:0]
 				data = data[i+1:]
 			}
-			for {
-				i := bytes.IndexByte(data, '\n')
-				if i < 0 {
-					break
-				}
-				st.reply(c, data[:i])
-				data = data[i+1:]
-			}
+			data = st.replyAll(c, data)
 			if len(data) > pipelineMaxLine {
 				c.Close()
 				return
@@ -235,20 +228,26 @@ func pipelineKeepHandler() Handler {
 			st = &pipelineState{out: make([]byte, 0, 64)}
 			c.Loop().SetContext(st)
 		}
-		for {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				break
-			}
-			st.reply(c, data[:i])
-			data = data[i+1:]
-		}
+		data = st.replyAll(c, data)
 		if len(data) > pipelineMaxLine {
 			c.Close()
 			return
 		}
 		c.Keep(len(data))
 	}}
+}
+
+// replyAll replies to every whole line of data and returns what follows
+// the last one.
+func (st *pipelineState) replyAll(c *Conn, data []byte) []byte {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return data
+		}
+		st.reply(c, data[:i])
+		data = data[i+1:]
+	}
 }
 
 // reply writes the reply to line, which has lost its '\n'.
