@@ -3,7 +3,7 @@
 // own so that its CPU time can be read from /proc/PID/stat exactly as the C
 // server's is.
 //
-//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark|gnet|evio|nbio] [-cpuprofile FILE]
+//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark|uring|gnet|evio|nbio] [-cpuprofile FILE]
 //
 // It prints "listening on HOST:PORT", then "pid PID", and exits 0 on SIGINT
 // or SIGTERM after closing its clients (and writing the CPU profile).
@@ -15,6 +15,11 @@
 //   - rawpark (linux): raw, but when nothing is ready it parks the goroutine
 //     on the epoll fd through Go's netpoller instead of blocking in
 //     epoll_wait, so no thread sits in a blocking system call.
+//   - uring (linux): bench/curing/echo.c in Go over the main module's
+//     internal/uring, no reactor: the completion model's Go reference.
+//     REACTORECHO_URING_BATCH=1 batches wake-ups; REACTORECHO_URING_PARK=1
+//     parks in Go's netpoller on the ring's fd instead of blocking a
+//     locked thread in io_uring_enter.
 //   - gnet, evio, nbio: github.com/panjf2000/gnet/v2, github.com/tidwall/evio
 //     and github.com/lesismal/nbio, each in one event loop with its own
 //     idiomatic echo (peers.go says how each is configured).

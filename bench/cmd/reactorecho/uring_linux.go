@@ -37,16 +37,35 @@ func uringTag(op, fd, bid int) uint64 {
 // completion model without the reactor, the way raw is for epoll. With
 // REACTORECHO_URING_BATCH=1 it waits for up to half the last turn's
 // receives (at most 128) for at most 100 us, then for any one (linux
-// 6.12's minimum wait), as curing does with URING_BATCH=1.
+// 6.12's minimum wait), as curing does with URING_BATCH=1. With
+// REACTORECHO_URING_PARK=1 the ring is not single-issuer and the goroutine
+// parks in Go's netpoller on the ring's fd when nothing is ready (see
+// parkOnRing) instead of blocking its locked thread in io_uring_enter.
 func serveUring(addr string, sig <-chan os.Signal) error {
 	batch := os.Getenv("REACTORECHO_URING_BATCH") == "1"
-	// A single-issuer ring belongs to the thread that made it: io_uring_enter
-	// from another fails with EEXIST, and Go moves goroutines between
-	// threads.
-	runtime.LockOSThread()
-	r, err := uring.New(4096, uring.SetupSingleIssuer|uring.SetupDeferTaskrun)
+	park := os.Getenv("REACTORECHO_URING_PARK") == "1"
+	var r *uring.Ring
+	var err error
+	if park {
+		// Any thread may enter this ring (no single issuer), so the
+		// goroutine can park in Go's netpoller on the ring's fd.
+		r, err = uring.New(4096, uring.SetupCoopTaskrun)
+	} else {
+		// A single-issuer ring belongs to the thread that made it:
+		// io_uring_enter from another fails with EEXIST, and Go moves
+		// goroutines between threads.
+		runtime.LockOSThread()
+		r, err = uring.New(4096, uring.SetupSingleIssuer|uring.SetupDeferTaskrun)
+		if err != nil {
+			r, err = uring.New(4096, 0)
+		}
+	}
 	if err != nil {
-		if r, err = uring.New(4096, 0); err != nil {
+		return err
+	}
+	var parked func() error
+	if park {
+		if parked, err = parkOnRing(r); err != nil {
 			return err
 		}
 	}
@@ -101,9 +120,12 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 		if batch && recent/2 > 1 {
 			want = uint32(min(recent/2, 128))
 		}
-		if want > 1 { // the minimum wait's timer would cost a lone client
+		switch {
+		case park:
+			err = parked()
+		case want > 1: // the minimum wait's timer would cost a lone client
 			err = r.Wait(want, time.Second, 100*time.Microsecond)
-		} else {
+		default:
 			err = r.Wait(want, -1, 0)
 		}
 		if err != nil {
@@ -161,4 +183,35 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 			br.Publish()
 		}
 	}
+}
+
+// parkOnRing returns a wait that submits what is filled and, if no
+// completion is ready, parks the goroutine in Go's netpoller on the ring's
+// fd (readable while completions wait) instead of blocking its thread in
+// io_uring_enter: the P stays free for other goroutines meanwhile, as in
+// the readiness loops' park.go.
+func parkOnRing(r *uring.Ring) (func() error, error) {
+	fd, err := syscall.Dup(r.Fd())
+	if err != nil {
+		return nil, os.NewSyscallError("dup", err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	rc, err := os.NewFile(uintptr(fd), "io_uring").SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		if _, err := r.Submit(); err != nil {
+			return err
+		}
+		if a, _ := r.Ready(); len(a) > 0 {
+			return nil
+		}
+		return rc.Read(func(uintptr) bool {
+			a, _ := r.Ready()
+			return len(a) > 0
+		})
+	}, nil
 }
