@@ -40,7 +40,9 @@ func uringTag(op, fd, bid int) uint64 {
 // 6.12's minimum wait), as curing does with URING_BATCH=1. With
 // REACTORECHO_URING_PARK=1 the ring is not single-issuer and the goroutine
 // parks in Go's netpoller on the ring's fd when nothing is ready (see
-// parkOnRing) instead of blocking its locked thread in io_uring_enter.
+// parkOnRing) instead of blocking its locked thread in io_uring_enter;
+// with both, it parks when it waits for one completion and blocks in
+// io_uring_enter with the minimum wait when it batches several.
 func serveUring(addr string, sig <-chan os.Signal) error {
 	batch := os.Getenv("REACTORECHO_URING_BATCH") == "1"
 	park := os.Getenv("REACTORECHO_URING_PARK") == "1"
@@ -121,7 +123,7 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 			want = uint32(min(recent/2, 128))
 		}
 		switch {
-		case park:
+		case park && want == 1:
 			err = parked()
 		case want > 1: // the minimum wait's timer would cost a lone client
 			err = r.Wait(want, time.Second, 100*time.Microsecond)
