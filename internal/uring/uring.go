@@ -28,8 +28,3 @@
 // (kernel.io_uring_disabled) or refused by a seccomp filter, and Require a
 // missing opcode, with errors matching errors.ErrUnsupported.
 package uring
-
-import "errors"
-
-// errUnsupported is what every "the kernel cannot" error wraps.
-var errUnsupported = errors.ErrUnsupported

@@ -1,6 +1,7 @@
 package uring
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -71,13 +72,12 @@ const (
 
 // io_uring_register opcodes.
 const (
-	registerProbe       = 8
-	registerPbufRing    = 22
-	unregisterPbufRing  = 23
-	probeOpSupported    = 1 << 0 // IO_URING_OP_SUPPORTED
-	probeOps            = 256
-	kernelSigsetBytes   = 8 // _NSIG / 8 on linux
-	minTimeoutFeatureOK = FeatMinTimeout
+	registerProbe      = 8
+	registerPbufRing   = 22
+	unregisterPbufRing = 23
+	probeOpSupported   = 1 << 0 // IO_URING_OP_SUPPORTED
+	probeOps           = 256
+	kernelSigsetBytes  = 8 // _NSIG / 8 on linux
 )
 
 // sqringOffsets is struct io_sqring_offsets.
@@ -166,12 +166,12 @@ func New(entries uint32, flags uint32) (*Ring, error) {
 	switch errno {
 	case 0:
 	case unix.ENOSYS:
-		return nil, fmt.Errorf("uring: this kernel has no io_uring: %w", errUnsupported)
+		return nil, fmt.Errorf("uring: this kernel has no io_uring: %w", errors.ErrUnsupported)
 	case unix.EPERM:
-		return nil, fmt.Errorf("uring: io_uring_setup not permitted (kernel.io_uring_disabled, or a seccomp filter): %w", errUnsupported)
+		return nil, fmt.Errorf("uring: io_uring_setup not permitted (kernel.io_uring_disabled, or a seccomp filter): %w", errors.ErrUnsupported)
 	case unix.EINVAL:
 		if flags != 0 {
-			return nil, fmt.Errorf("uring: io_uring_setup refused flags %#x (older kernel?): %w", flags, errUnsupported)
+			return nil, fmt.Errorf("uring: io_uring_setup refused flags %#x (older kernel?): %w", flags, errors.ErrUnsupported)
 		}
 		return nil, os.NewSyscallError("io_uring_setup", errno)
 	default:
@@ -188,7 +188,7 @@ func New(entries uint32, flags uint32) (*Ring, error) {
 // mapRings maps the rings and the entries and points the fields at them.
 func (r *Ring) mapRings(p *params) error {
 	if p.features&FeatSingleMmap == 0 {
-		return fmt.Errorf("uring: the kernel lacks IORING_FEAT_SINGLE_MMAP (5.4+): %w", errUnsupported)
+		return fmt.Errorf("uring: the kernel lacks IORING_FEAT_SINGLE_MMAP (5.4+): %w", errors.ErrUnsupported)
 	}
 	sqSize := int(p.sqOff.array) + int(p.sqEntries)*4
 	cqSize := int(p.cqOff.cqes) + int(p.cqEntries)*int(unsafe.Sizeof(CQE{}))
@@ -307,8 +307,8 @@ func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
 		arg.ts = uint64(uintptr(unsafe.Pointer(&ts)))
 	}
 	if minWait > 0 {
-		if r.features&minTimeoutFeatureOK == 0 {
-			return fmt.Errorf("uring: a minimum wait needs IORING_FEAT_MIN_TIMEOUT (linux 6.12): %w", errUnsupported)
+		if r.features&FeatMinTimeout == 0 {
+			return fmt.Errorf("uring: a minimum wait needs IORING_FEAT_MIN_TIMEOUT (linux 6.12): %w", errors.ErrUnsupported)
 		}
 		arg.minWaitUs = uint32(minWait / time.Microsecond)
 	}
@@ -380,7 +380,7 @@ func (p *Probe) Supports(op uint8) bool { return p.ok[op] }
 func (p *Probe) Require(ops ...uint8) error {
 	for _, op := range ops {
 		if !p.ok[op] {
-			return fmt.Errorf("uring: the kernel lacks io_uring opcode %d: %w", op, errUnsupported)
+			return fmt.Errorf("uring: the kernel lacks io_uring opcode %d: %w", op, errors.ErrUnsupported)
 		}
 	}
 	return nil
@@ -405,7 +405,7 @@ func (r *Ring) Probe() (*Probe, error) {
 	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerProbe, uintptr(unsafe.Pointer(&b)), probeOps, 0, 0)
 	if errno != 0 {
 		if errno == unix.EINVAL {
-			return nil, fmt.Errorf("uring: no opcode probe (linux 5.6): %w", errUnsupported)
+			return nil, fmt.Errorf("uring: no opcode probe (linux 5.6): %w", errors.ErrUnsupported)
 		}
 		return nil, os.NewSyscallError("io_uring_register", errno)
 	}
@@ -470,7 +470,7 @@ func (r *Ring) NewBufRing(bgid uint16, n, size int) (*BufRing, error) {
 	if errno != 0 {
 		unix.Munmap(mem)
 		if errno == unix.EINVAL {
-			return nil, fmt.Errorf("uring: no provided buffer rings (linux 5.19): %w", errUnsupported)
+			return nil, fmt.Errorf("uring: no provided buffer rings (linux 5.19): %w", errors.ErrUnsupported)
 		}
 		return nil, os.NewSyscallError("io_uring_register", errno)
 	}
