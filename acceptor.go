@@ -29,6 +29,7 @@ type acceptor struct {
 	backoff sock.AcceptBackoff
 	paused  bool
 	stopped bool
+	armed   bool // the completion engine's multishot accept is in flight
 }
 
 // onEvent accepts up to acceptBatch connections. When the process or the
@@ -36,48 +37,63 @@ type acceptor struct {
 // backoff (sock.AcceptBackoff: 10ms doubling to 1s): pending clients wait in the kernel's
 // backlog instead of the loop spinning on a listener that stays readable.
 func (a *acceptor) onEvent(poller.Events) {
-	s := a.srv
 	for range acceptBatch {
 		fd, err := sock.Accept(a.fd)
 		if err != nil {
-			switch {
-			case errors.Is(err, unix.EAGAIN):
-				a.backoff.Reset()
-			case sock.IsTemporaryAcceptError(err):
+			if !a.failed(err) {
 				continue
-			case sock.IsFDExhausted(err):
-				a.loop.stats.fdExhausted.Add(1)
-				a.pause(err)
-			default:
-				// Not a listening socket any more (EINVAL), or worse:
-				// the listener stays readable, so carrying on would spin.
-				a.stop()
-				s.fail(fmt.Errorf("reactor: accept: %w", err))
 			}
 			return
 		}
 		a.backoff.Reset()
-		// Count first, then check: with ReusePort several acceptors count
-		// at once, and a load-then-add could let two pass for one slot.
-		if n := s.nconns.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
-			s.nconns.Add(-1)
-			a.loop.stats.refused.Add(1)
-			unix.Close(fd)
-			continue
-		}
-		if !a.spread {
-			s.register(a.loop, fd)
-			continue
-		}
-		l := s.loops[a.next]
-		a.next = (a.next + 1) % len(s.loops)
-		if l == a.loop {
-			s.register(l, fd)
-		} else if err := l.Post(func() { s.register(l, fd) }); err != nil {
-			a.loop.logError("handing a connection to its loop", err, "fd", fd)
-			unix.Close(fd)
-			s.nconns.Add(-1)
-		}
+		a.take(fd)
+	}
+}
+
+// failed acts on an accept's error and reports whether accepting should
+// wait: a temporary error (the client gave up) is passed over; running out
+// of fds pauses the listener; anything else stops it and the Server.
+func (a *acceptor) failed(err error) bool {
+	switch {
+	case errors.Is(err, unix.EAGAIN):
+		a.backoff.Reset()
+	case sock.IsTemporaryAcceptError(err):
+		return false
+	case sock.IsFDExhausted(err):
+		a.loop.stats.fdExhausted.Add(1)
+		a.pause(err)
+	default:
+		// Not a listening socket any more (EINVAL), or worse: the
+		// listener stays readable, so carrying on would spin.
+		a.stop()
+		a.srv.fail(fmt.Errorf("reactor: accept: %w", err))
+	}
+	return true
+}
+
+// take hands an accepted fd to its loop, or closes it past MaxConns.
+func (a *acceptor) take(fd int) {
+	s := a.srv
+	// Count first, then check: with ReusePort several acceptors count at
+	// once, and a load-then-add could let two pass for one slot.
+	if n := s.nconns.Add(1); s.MaxConns > 0 && n > int64(s.MaxConns) {
+		s.nconns.Add(-1)
+		a.loop.stats.refused.Add(1)
+		unix.Close(fd)
+		return
+	}
+	if !a.spread {
+		s.register(a.loop, fd)
+		return
+	}
+	l := s.loops[a.next]
+	a.next = (a.next + 1) % len(s.loops)
+	if l == a.loop {
+		s.register(l, fd)
+	} else if err := l.Post(func() { s.register(l, fd) }); err != nil {
+		a.loop.logError("handing a connection to its loop", err, "fd", fd)
+		unix.Close(fd)
+		s.nconns.Add(-1)
 	}
 }
 
@@ -91,10 +107,16 @@ func (a *acceptor) pause(err error) {
 	if l := a.loop.log; l != nil {
 		l.Warn("reactor: accept: out of file descriptors; pausing the listener", "err", err, "retry", d)
 	}
+	a.loop.AfterFunc(d, a.resume)
+	if e := a.loop.eng; e != nil {
+		if a.armed {
+			e.cancel(ringTag(a.handle, opAccept))
+		}
+		return
+	}
 	if err := a.loop.p.Modify(a.fd, uint64(a.handle), 0); err != nil {
 		a.loop.logError("pausing the listener", err, "fd", a.fd)
 	}
-	a.loop.AfterFunc(d, a.resume)
 }
 
 func (a *acceptor) resume() {
@@ -102,6 +124,12 @@ func (a *acceptor) resume() {
 		return
 	}
 	a.paused = false
+	if a.loop.eng != nil {
+		if !a.armed {
+			a.armAccept()
+		}
+		return
+	}
 	if err := a.loop.p.Modify(a.fd, uint64(a.handle), poller.Readable); err != nil {
 		a.loop.logError("resuming the listener", err, "fd", a.fd)
 	}
@@ -112,16 +140,35 @@ func (a *acceptor) resume() {
 func (a *acceptor) onStop(error) { a.stop() }
 
 // stop stops accepting: the listener leaves the poller and the table, and
-// is closed if the Server opened it.
+// is closed if the Server opened it. On the completion engine the accept in
+// flight is cancelled first, and the rest waits for its last completion
+// (see onAccepted), unless the loop has ended.
 func (a *acceptor) stop() {
 	if a.stopped {
 		return
 	}
 	a.stopped = true
+	if e := a.loop.eng; e != nil {
+		if a.armed && !e.closed {
+			e.cancel(ringTag(a.handle, opAccept))
+			return
+		}
+		a.release()
+		return
+	}
 	if err := a.loop.p.Remove(a.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
 		a.loop.logError("removing the listener from the poller", err, "fd", a.fd)
 	}
-	a.loop.tab.Delete(a.handle)
+	a.release()
+}
+
+// release frees the stopped listener's table slot and closes it if the
+// Server opened it.
+func (a *acceptor) release() {
+	a.armed = false
+	if _, err := a.loop.tab.Delete(a.handle); err != nil {
+		return // released already
+	}
 	if a.srv.ownLn {
 		if err := unix.Close(a.fd); err != nil {
 			a.loop.logError("closing the listener", err, "fd", a.fd)

@@ -34,7 +34,7 @@ import (
 //
 // On every backend.
 func TestBackpressureLatency(t *testing.T) {
-	for _, b := range poller.Available() {
+	for _, b := range reactor.TestBackends(t) {
 		t.Run(b.String(), func(t *testing.T) { backpressureLatency(t, b) })
 	}
 }

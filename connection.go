@@ -90,6 +90,26 @@ const (
 	stConnecting
 	// stRedo: on the loop's list to have its kept bytes offered again.
 	stRedo
+
+	// The completion engine's flags (see engine_linux.go).
+
+	// stRecv: a multishot receive is in flight.
+	stRecv
+	// stRecvCancel: its cancellation is asked for.
+	stRecvCancel
+	// stSend: a send is in flight.
+	stSend
+	// stStashed: bytes received while c did not read wait in c.in to be
+	// offered.
+	stStashed
+	// stEOFHeld: the peer's end of file arrived while c did not read; it
+	// is acted on once the stashed bytes are offered.
+	stEOFHeld
+	// stAgain: the last receive or send failed with EAGAIN; the next one
+	// waits for readiness first.
+	stAgain
+
+	stHeld = stStashed | stEOFHeld
 )
 
 // Close reasons kept as a byte (see Conn.why).
@@ -197,9 +217,20 @@ func (c *Conn) Writev(bufs ...[]byte) (int, error) {
 	return c.writev(bufs)
 }
 
-// writev is Writev on a connected c.
+// writev is Writev on a connected c. On the completion engine the bytes
+// are queued and sent now, with what was queued before, in one send.
 func (c *Conn) writev(bufs [][]byte) (int, error) {
 	l := c.loop
+	if l.eng != nil {
+		n, err := c.sock.Queuev(bufs)
+		if n > 0 {
+			l.tqueued += int64(n)
+			c.ringSend()
+			l.eng.submit()
+			c.dirty()
+		}
+		return n, err
+	}
 	before := c.sock.Pending()
 	n, err := c.sock.Writev(bufs)
 	if err != nil {
@@ -229,7 +260,13 @@ func (c *Conn) Flush() error {
 	if c.is(stConnecting) || c.sock.Pending() == 0 {
 		return nil
 	}
-	return c.flushQueue()
+	if err := c.flushQueue(); err != nil {
+		return err
+	}
+	if e := c.loop.eng; e != nil {
+		e.submit()
+	}
+	return nil
 }
 
 // dirty marks c written to: the loop flushes it when the callback returns.
@@ -240,9 +277,14 @@ func (c *Conn) dirty() {
 	}
 }
 
-// flushQueue sends what is queued; an error closes c and is returned.
+// flushQueue sends what is queued; an error closes c and is returned. On
+// the completion engine it starts a send, unless one is in flight.
 func (c *Conn) flushQueue() error {
 	l := c.loop
+	if l.eng != nil {
+		c.ringSend()
+		return nil
+	}
 	before := c.sock.Pending()
 	err := c.sock.Flush()
 	sent := before - c.sock.Pending()
@@ -324,7 +366,13 @@ func (c *Conn) ReadPaused() bool { return c.is(stUserPaused) }
 
 // reading reports whether the loop reads c.
 func (c *Conn) reading() bool {
-	return !c.is(stPaused | stUserPaused | stClosing | stClosed | stEOF | stConnecting)
+	return c.canRead() && !c.is(stEOF|stEOFHeld)
+}
+
+// canRead reports whether nothing but the peer's end of file stops c from
+// reading.
+func (c *Conn) canRead() bool {
+	return !c.is(stPaused | stUserPaused | stClosing | stClosed | stConnecting)
 }
 
 // Close closes c after the bytes already written are flushed and, unless
@@ -395,7 +443,7 @@ func (c *Conn) endClose() {
 		return
 	}
 	c.st |= stDraining
-	if c.drain() {
+	if c.loop.eng == nil && c.drain() {
 		return // end of file already: closed
 	}
 	if c.idle != nil {
@@ -473,7 +521,12 @@ func (c *Conn) Loop() *Loop { return c.loop }
 // Fd returns c's file descriptor, or -1 once c is closed. For socket
 // options prefer the Set methods or Control; never read, write or close
 // the fd directly.
-func (c *Conn) Fd() int { return c.sock.Fd() }
+func (c *Conn) Fd() int {
+	if c.is(stClosed) {
+		return -1
+	}
+	return c.sock.Fd()
+}
 
 // LocalAddr returns the local address; it allocates on the first call.
 func (c *Conn) LocalAddr() net.Addr { return c.sock.LocalAddr() }
@@ -526,23 +579,29 @@ func (c *Conn) read() {
 		c.deliver(data)
 	case errors.Is(err, conn.ErrWouldBlock):
 	case errors.Is(err, io.EOF):
-		// The peer has shut its side for writing; it may still read.
-		c.st |= stEOF
-		if c.svc.half != nil {
-			c.svc.half.OnPeerClose(c)
-			return
-		}
-		// Flush what is queued for it, then close (reason io.EOF).
-		c.beginClose(io.EOF)
+		c.peerEOF()
 	default:
 		c.closeNow(err)
 	}
+}
+
+// peerEOF acts on the peer's end of file: it has shut its side for
+// writing, and may still read.
+func (c *Conn) peerEOF() {
+	c.st |= stEOF
+	if c.svc.half != nil {
+		c.svc.half.OnPeerClose(c)
+		return
+	}
+	// Flush what is queued for it, then close (reason io.EOF).
+	c.beginClose(io.EOF)
 }
 
 // deliver calls OnData with data and keeps what the handler asked to.
 func (c *Conn) deliver(data []byte) {
 	l := c.loop
 	l.keeping, l.keepMax, l.keep = c, len(data), 0
+	c.st &^= stStashed
 	c.svc.h.OnData(c, data)
 	l.keeping = nil
 	if c.is(stClosed | stClosing) {
@@ -572,16 +631,28 @@ func (c *Conn) release() {
 	}
 }
 
-// redeliver offers the kept bytes again after ResumeRead (see Loop.runRedo).
+// redeliver offers the kept bytes again after ResumeRead (see
+// Loop.runRedo), and on the completion engine the bytes and the end of
+// file received while c did not read.
 func (c *Conn) redeliver() {
 	c.st &^= stRedo
-	if c.in == nil || c.is(stClosed|stClosing|stPaused|stUserPaused|stConnecting) {
+	if !c.canRead() {
 		return
 	}
-	c.deliver(c.in.b)
-	if !c.is(stClosed) {
-		c.settle()
+	if c.in != nil {
+		c.deliver(c.in.b)
+		if c.is(stClosed) {
+			return
+		}
 	}
+	if c.is(stEOFHeld) && c.canRead() {
+		c.st &^= stEOFHeld
+		c.peerEOF()
+		if c.is(stClosed) {
+			return
+		}
+	}
+	c.settle()
 }
 
 // settle ends a callback's work on c: flush what it wrote, tell a Drainer,
@@ -626,6 +697,10 @@ func (c *Conn) update() {
 		c.st |= stPaused
 	} else if c.is(stPaused) && c.sock.BelowLowWater() {
 		c.st &^= stPaused
+	}
+	if c.loop.eng != nil && !c.is(stConnecting) {
+		c.updateRing()
+		return
 	}
 	var want poller.Events
 	switch {
@@ -710,11 +785,13 @@ func (c *Conn) closeNow(reason error) {
 		if err := l.p.Remove(fd); err != nil {
 			l.logError("removing a closed connection from the poller", err, "fd", fd)
 		}
+		c.want = 0
 	}
-	l.tab.Delete(c.handle)
 	l.tqueued -= int64(c.sock.Pending())
-	if err := c.sock.Close(); err != nil {
-		l.logError("closing a connection", err, "fd", fd)
+	if c.is(stRecv | stSend) {
+		c.cancelRing() // finishClose closes once they are done
+	} else {
+		c.finishClose()
 	}
 	l.stats.closed(reason)
 	if c.svc.srv != nil {
@@ -723,8 +800,23 @@ func (c *Conn) closeNow(reason error) {
 	c.svc.h.OnClose(c, reason)
 }
 
+// finishClose frees a closed c's table slot and closes its fd, once no
+// operation of the completion engine is in flight for it.
+func (c *Conn) finishClose() {
+	if c.is(stRecv|stSend) || c.sock.Fd() < 0 {
+		return
+	}
+	l := c.loop
+	fd := c.sock.Fd()
+	l.tab.Delete(c.handle)
+	if err := c.sock.Close(); err != nil {
+		l.logError("closing a connection", err, "fd", fd)
+	}
+}
+
 // newConn wraps fd, which it owns from now on (closing it on failure), as a
-// Conn of l for svc, registered with interest want; on l's goroutine.
+// Conn of l for svc, registered with interest want; on l's goroutine. On the
+// completion engine a reading connection gets its receive instead.
 func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) {
 	c := &Conn{loop: l, svc: svc, want: want}
 	if err := c.sock.Init(fd, &svc.limits); err != nil {
@@ -737,6 +829,12 @@ func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) 
 		return nil, err
 	}
 	c.handle = h
+	if l.eng != nil && want == poller.Readable {
+		c.want = 0
+		c.armRecv()
+		l.stats.open.Add(1)
+		return c, nil
+	}
 	if err := l.p.Add(fd, uint64(h), want); err != nil {
 		l.tab.Delete(h)
 		c.sock.Close()

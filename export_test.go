@@ -5,9 +5,23 @@ import "github.com/muxkit/reactor/poller"
 // newTestLoop returns a loop on backend b that no goroutine runs: the test
 // turns it with serveOnce.
 func newTestLoop(b poller.Backend) (*Loop, error) {
+	ring := b == Uring
+	if ring {
+		b = poller.Epoll
+	}
 	p, err := poller.New(b)
 	if err != nil {
 		return nil, err
 	}
-	return newLoop(p), nil
+	l := newLoop(p)
+	if ring {
+		if l.eng, err = newEngine(p.(poller.FDPoller).Fd()); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return l, nil
 }
+
+// TestBackends is testBackends for the external tests.
+var TestBackends = testBackends

@@ -84,7 +84,7 @@ func TestFDLimit(t *testing.T) {
 	if os.Getenv(fdLimitChildEnv) != "" {
 		t.Skip("in the child")
 	}
-	for _, b := range poller.Available() {
+	for _, b := range reactor.TestBackends(t) {
 		t.Run(b.String(), func(t *testing.T) { fdLimitServe(t, b) })
 	}
 }

@@ -64,10 +64,19 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	newPoller := cfg.NewPoller
+	ring := false
 	if newPoller == nil {
 		b, err := ResolveBackend(cfg.Backend)
 		if err != nil {
 			return nil, err
+		}
+		if b == Uring {
+			// The engine keeps an epoll poller for what is readiness
+			// by nature (Watch, connect, Post's wake).
+			if err := ringSupport(); err != nil {
+				return nil, fmt.Errorf("reactor: backend uring: %w", err)
+			}
+			ring, b = true, poller.Epoll
 		}
 		newPoller = func() (poller.Poller, error) { return poller.New(b) }
 	}
@@ -80,6 +89,13 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 		}
 		l := newLoop(p)
 		l.log = cfg.Logger
+		if ring {
+			if l.eng, err = newEngine(p.(poller.FDPoller).Fd()); err != nil {
+				p.Close()
+				g.closePollers()
+				return nil, fmt.Errorf("reactor: backend uring: %w", err)
+			}
+		}
 		l.rpark = newRuntimePark(l)
 		g.loops = append(g.loops, l)
 	}
@@ -91,6 +107,9 @@ func (g *Group) closePollers() {
 	for _, l := range g.loops {
 		if l.rpark != nil {
 			l.rpark.close()
+		}
+		if l.eng != nil {
+			l.eng.close()
 		}
 		l.p.Close()
 	}

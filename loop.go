@@ -82,6 +82,7 @@ type Loop struct {
 	woke    bool         // it ran a Watcher, a timer or a posted function (see wait)
 	watched bool         // this turn ran a Watcher
 	rpark   *runtimePark // nil where the poller has no pollable fd
+	eng     *engine      // the completion engine (Backend Uring); nil on a readiness loop
 	ctx     any          // SetContext's value
 	log     *slog.Logger // nil: errors are not logged
 
@@ -121,9 +122,14 @@ func newLoop(p poller.Poller) *Loop {
 	}
 }
 
-// Backend reports the poller backend the loop waits with; safe from any
-// goroutine.
-func (l *Loop) Backend() poller.Backend { return l.p.Backend() }
+// Backend reports the backend the loop waits with, Uring for the
+// completion engine; safe from any goroutine.
+func (l *Loop) Backend() poller.Backend {
+	if l.eng != nil {
+		return poller.Uring
+	}
+	return l.p.Backend()
+}
 
 // Done returns a channel closed when the loop has ended; safe from any
 // goroutine.
@@ -226,6 +232,9 @@ func (l *Loop) run() {
 // serveOnce is one turn of the loop: wait up to timeout, serve the events,
 // fire due timers, run posted work.
 func (l *Loop) serveOnce(timeout time.Duration) error {
+	if l.eng != nil {
+		return l.serveRing(timeout)
+	}
 	n, err := l.wait(timeout)
 	if err != nil {
 		if !errors.Is(err, unix.EINTR) {
@@ -237,6 +246,18 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 	}
 	l.now = l.clock()
 	l.watched = false
+	l.serveEvents(n)
+	fired := l.runTimers()
+	ran := l.runPosted()
+	redone := l.runRedo()
+	l.woke = l.watched || fired || ran
+	l.busy = n > 0 || l.woke || redone
+	l.publish()
+	return nil
+}
+
+// serveEvents serves the first n of l.events.
+func (l *Loop) serveEvents(n int) {
 	for i := range n {
 		ev := &l.events[i]
 		t, ok := l.tab.Get(fdtable.Handle(ev.Token))
@@ -250,13 +271,6 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 			l.flushDirty()
 		}
 	}
-	fired := l.runTimers()
-	ran := l.runPosted()
-	redone := l.runRedo()
-	l.woke = l.watched || fired || ran
-	l.busy = n > 0 || l.woke || redone
-	l.publish()
-	return nil
 }
 
 // flushDirty flushes the connections written to by the callback that just
@@ -351,6 +365,9 @@ func (l *Loop) exit() {
 	l.runPosted()
 	if l.rpark != nil {
 		l.rpark.close()
+	}
+	if l.eng != nil {
+		l.closeEngine()
 	}
 	l.p.Close()
 }

@@ -34,11 +34,15 @@ type runtimePark struct {
 // newRuntimePark returns a runtimePark for l, or nil if l's poller has no
 // pollable fd or the runtime cannot poll it.
 func newRuntimePark(l *Loop) *runtimePark {
-	fp, ok := l.p.(poller.FDPoller)
-	if !ok {
+	var pfd int
+	if l.eng != nil {
+		pfd = l.eng.fd() // readable while completions wait
+	} else if fp, ok := l.p.(poller.FDPoller); ok {
+		pfd = fp.Fd()
+	} else {
 		return nil
 	}
-	fd, err := unix.FcntlInt(uintptr(fp.Fd()), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := unix.FcntlInt(uintptr(pfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
@@ -71,7 +75,11 @@ func (r *runtimePark) try(uintptr) bool {
 		// a park and a wake each.
 		runtime.Gosched()
 	}
-	r.n, r.err = r.loop.p.Wait(r.loop.events, 0)
+	if e := r.loop.eng; e != nil {
+		r.n, r.err = e.readyNow(), e.err
+	} else {
+		r.n, r.err = r.loop.p.Wait(r.loop.events, 0)
+	}
 	return r.n > 0 || r.err != nil || r.tries > 1 || r.loop.postPending()
 }
 

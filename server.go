@@ -120,7 +120,11 @@ func (s *Server) Listen(network, address string) error {
 	if s.NewPoller == nil {
 		// Before any socket exists: a program that announces it listens
 		// must not fail only later, in Serve.
-		if _, err := ResolveBackend(s.Backend); err != nil {
+		b, err := ResolveBackend(s.Backend)
+		if err != nil {
+			return err
+		}
+		if err := checkBackend(b); err != nil {
 			return err
 		}
 	}
@@ -361,7 +365,11 @@ func (s *Server) start() error {
 		h, err := a.loop.tab.Put(fd, a)
 		if err == nil {
 			a.handle = h
-			err = a.loop.p.Add(fd, uint64(h), poller.Readable)
+			if a.loop.eng != nil {
+				a.armAccept() // submitted by the loop's first turn
+			} else {
+				err = a.loop.p.Add(fd, uint64(h), poller.Readable)
+			}
 		}
 		if err != nil {
 			g.closePollers()

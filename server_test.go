@@ -23,9 +23,20 @@ import (
 // forEachBackend runs fn as a subtest for every backend this OS has.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b poller.Backend)) {
 	t.Helper()
-	for _, b := range poller.Available() {
+	for _, b := range testBackends(t) {
 		t.Run(b.String(), func(t *testing.T) { fn(t, b) })
 	}
+}
+
+// testBackends is Backends, with the reason logged when the completion
+// engine cannot run here (TestUringSupport skips saying so).
+func testBackends(t testing.TB) []poller.Backend {
+	bs := poller.Available()
+	if err := UringSupport(); err != nil {
+		t.Logf("uring skipped: %v", err)
+		return bs
+	}
+	return append(bs, Uring)
 }
 
 // openFDs is the number of open fds (linux).
@@ -512,6 +523,12 @@ func roundTripOpen(t *testing.T, s *Server) {
 // stop the old event from reaching the new connection.
 func TestStaleEventInOneBatch(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		if b == Uring {
+			// The engine closes an fd only once its operations are
+			// done, so no completion names a reused fd: nothing to
+			// turn by hand here (see TestRingNoStaleCompletion).
+			t.Skip("readiness batches only")
+		}
 		checkLeaks(t)
 		var l *Loop
 		var first, second *Conn
@@ -681,7 +698,7 @@ func unavailableBackend() poller.Backend {
 }
 
 func TestBackendEnv(t *testing.T) {
-	for _, b := range poller.Available() {
+	for _, b := range testBackends(t) {
 		t.Setenv(BackendEnv, b.String())
 		if got, err := ResolveBackend(0); err != nil || got != b {
 			t.Errorf("%s=%s: %v, %v", BackendEnv, b, got, err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muxkit/reactor/poller"
 )
 
 // TestShutdownFromHandler: Shutdown called in a handler, on the loop it
@@ -16,7 +15,7 @@ import (
 // file) and Serve returns ErrServerClosed. A second Shutdown from a
 // handler returns at once too.
 func TestShutdownFromHandler(t *testing.T) {
-	for _, b := range poller.Available() {
+	for _, b := range testBackends(t) {
 		t.Run(b.String(), func(t *testing.T) {
 			checkLeaks(t)
 			results := make(chan error, 2)

@@ -104,7 +104,7 @@ func pipeFDs(t *testing.T) (r, w int) {
 // readiness to its Watcher, Modify(0) silences it, Stop ends it without
 // closing the fd, on every backend.
 func TestWatch(t *testing.T) {
-	for _, b := range poller.Available() {
+	for _, b := range reactor.TestBackends(t) {
 		t.Run(b.String(), func(t *testing.T) {
 			leakcheck.Check(t)
 			g := newGroup(t, b, 1)
@@ -173,14 +173,15 @@ func TestWatch(t *testing.T) {
 
 // TestWatchErrors: the errors Watch promises.
 func TestWatchErrors(t *testing.T) {
-	for _, b := range poller.Available() {
+	for _, b := range reactor.TestBackends(t) {
 		t.Run(b.String(), func(t *testing.T) {
 			g := newGroup(t, b, 1)
 			l := g.Loop(0)
 			r, _ := pipeFDs(t)
 			onLoop(t, l, func() {
 				x, err := l.Watch(r, reactor.Readable|reactor.EdgeTriggered, newWatchRecorder())
-				edge := b == poller.Epoll || b == poller.Kqueue
+				// The engine watches fds with its loop's epoll.
+				edge := b == poller.Epoll || b == poller.Kqueue || b == reactor.Uring
 				switch {
 				case edge && err != nil:
 					t.Errorf("EdgeTriggered on %v: %v", b, err)

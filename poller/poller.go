@@ -166,11 +166,17 @@ const (
 	Kqueue
 	Poll
 	Select
+	// Uring names linux's io_uring completion engine. It is not a
+	// readiness mechanism: New refuses it and Available never lists it.
+	// It exists so that a reactor Server or Group can be asked for it by
+	// the same field and the same $REACTOR_BACKEND (see reactor.Uring).
+	Uring
 )
 
-var backendNames = [...]string{Epoll: "epoll", Kqueue: "kqueue", Poll: "poll", Select: "select"}
+var backendNames = [...]string{Epoll: "epoll", Kqueue: "kqueue", Poll: "poll", Select: "select", Uring: "uring"}
 
-// String returns the lower-case name: "epoll", "kqueue", "poll" or "select".
+// String returns the lower-case name: "epoll", "kqueue", "poll", "select"
+// or "uring".
 func (b Backend) String() string {
 	if int(b) < len(backendNames) && backendNames[b] != "" {
 		return backendNames[b]
@@ -186,7 +192,7 @@ func ParseBackend(s string) (Backend, error) {
 			return Backend(b), nil
 		}
 	}
-	return 0, fmt.Errorf("poller: unknown backend %q (want epoll, kqueue, poll or select)", s)
+	return 0, fmt.Errorf("poller: unknown backend %q (want epoll, kqueue, poll, select or uring)", s)
 }
 
 // Available lists the backends this OS has, its preferred one first.
@@ -198,6 +204,9 @@ func Available() []Backend {
 // New returns a Poller using backend b. For a backend this OS lacks the
 // error wraps errors.ErrUnsupported.
 func New(b Backend) (Poller, error) {
+	if b == Uring {
+		return nil, fmt.Errorf("poller: uring is a completion engine, not a readiness poller; a reactor Server or Group runs it: %w", errors.ErrUnsupported)
+	}
 	for _, a := range available {
 		if a == b {
 			return newBackend(b)

@@ -22,14 +22,17 @@ const (
 
 // Features (params.features) this package relies on or reports.
 const (
-	FeatSingleMmap = 1 << 0  // IORING_FEAT_SINGLE_MMAP: SQ and CQ rings in one mapping
-	FeatExtArg     = 1 << 8  // IORING_FEAT_EXT_ARG: io_uring_enter takes a timeout
-	FeatMinTimeout = 1 << 15 // IORING_FEAT_MIN_TIMEOUT: wait for N completions for at most a while, then for one
+	FeatSingleMmap   = 1 << 0  // IORING_FEAT_SINGLE_MMAP: SQ and CQ rings in one mapping
+	FeatNodrop       = 1 << 1  // IORING_FEAT_NODROP: completions past a full CQ are kept, not dropped
+	FeatSubmitStable = 1 << 2  // IORING_FEAT_SUBMIT_STABLE: what a submission points to (a msghdr, iovecs) is copied by the time io_uring_enter returns
+	FeatExtArg       = 1 << 8  // IORING_FEAT_EXT_ARG: io_uring_enter takes a timeout
+	FeatMinTimeout   = 1 << 15 // IORING_FEAT_MIN_TIMEOUT: wait for N completions for at most a while, then for one
 )
 
 // Opcodes this package's users submit.
 const (
 	OpNop      = 0
+	OpPollAdd  = 6
 	OpTimeout  = 11
 	OpAccept   = 13
 	OpCancel   = 14 // IORING_OP_ASYNC_CANCEL
@@ -47,8 +50,9 @@ const (
 
 // Per-opcode flags carried in SQE.Ioprio.
 const (
-	AcceptMultishot = 1 << 0 // IORING_ACCEPT_MULTISHOT
-	RecvMultishot   = 1 << 1 // IORING_RECV_MULTISHOT
+	AcceptMultishot   = 1 << 0 // IORING_ACCEPT_MULTISHOT
+	RecvSendPollFirst = 1 << 0 // IORING_RECVSEND_POLL_FIRST: wait for readiness before trying
+	RecvMultishot     = 1 << 1 // IORING_RECV_MULTISHOT
 )
 
 // CQE flags (CQE.Flags).

@@ -1,0 +1,631 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/muxkit/reactor/fdtable"
+	"github.com/muxkit/reactor/internal/uring"
+)
+
+// The completion engine (Backend Uring). A loop on it waits in an io_uring
+// instead of a poller: its connections' reads and writes are operations in
+// the ring, and one io_uring_enter per turn hands the kernel the turn's
+// sends and re-armed receives and collects what completed.
+//
+//   - Each reading connection has one receive armed. The kernel fills a
+//     buffer of the loop's provided buffer ring (ringBufs buffers of
+//     ringBufSize bytes, shared by all its connections: an idle connection
+//     holds none) and posts a completion naming it; OnData gets the buffer,
+//     which goes back to the kernel when OnData returns (Keep copies what
+//     it keeps). The receive is armed again, in the turn's one submission,
+//     while the connection reads.
+//   - Not multishot: a multishot receive goes on taking whatever the socket
+//     holds into the loop's buffers, up to all of them, whether or not the
+//     handler keeps up. Tried first, it held 3.9 MB for a client that never
+//     reads (the readiness loops hold nothing: TCP holds the sender back)
+//     and let that connection's queue pass its high watermark 15 times
+//     over (TestBackpressure, TestBackpressureLatency). One buffer per
+//     receive is what a readiness loop's one read per ready connection per
+//     turn is: bounded and fair.
+//   - A connection's queue is sent by one send (one chunk) or sendmsg (an
+//     iovec per chunk) at a time, from the queue's chunks where they lie;
+//     the completion consumes what the kernel took and sends the rest.
+//   - PauseRead, backpressure and a graceful close cancel the receive.
+//     Bytes it had already received (one buffer at most) are kept, as if
+//     by Keep, and offered when reading resumes, and an end of file met
+//     meanwhile waits for them.
+//   - A closed connection's operations are cancelled; its fd is closed and
+//     its table slot freed only when the last completes, so no completion
+//     can name a reused fd, and no chunk goes back to the pool while the
+//     kernel may read it. OnClose is not delayed.
+//   - The loop's epoll poller stays, for what is readiness by nature:
+//     Watch, a Dialer's connect, and Post's wake. A one-shot poll on the
+//     epoll fd in the ring reports when it has events; the loop then
+//     collects them with a zero-timeout epoll_wait and arms the poll again.
+//   - The listener has one accept in flight, armed again in the turn's
+//     submission after each completion. Not multishot: the kernel reads
+//     RLIMIT_NOFILE when an accept is prepared, so a multishot accept goes
+//     on allocating fds past a limit lowered after it was armed, and the
+//     EMFILE back-off never starts (TestAcceptBacksOffWithoutFDs caught
+//     it).
+//
+// Waiting follows the readiness loops' rule (see Loop): after a turn that
+// woke goroutines the loop parks in Go's netpoller on the ring's fd
+// (readable while completions wait), else it yields twice and blocks in
+// io_uring_enter. The ring is not single-issuer: a goroutine moves between
+// threads, and a single-issuer ring refuses any thread but its creator's.
+
+// The engine's sizes.
+const (
+	ringEntries  = 4096 // submission entries; the kernel makes twice as many completion entries
+	ringBufs     = 1024 // receive buffers per loop
+	ringBufSize  = 4096 // bytes per receive buffer: 4 MiB per loop in all
+	ringGroup    = 0    // the buffer group id of the loop's receive buffers
+	ringMsgSlots = 64   // sendmsg headers one turn fills before it must submit
+	maxSendIovec = 64   // chunks one sendmsg sends at most (1 MiB)
+)
+
+// User data: a completion for a target carries its fdtable.Handle with the
+// operation in bits 59-62 (the generation's top four bits: the 27 below
+// them still tell a reused fd's handle from the old one, and an fd is not
+// reused while its operations are in flight anyway). The loop's own
+// operations have bit 63, the handle's valid bit, clear.
+const (
+	opShift = 59
+	opMask  = 0xf << opShift
+
+	opRecv   = 1
+	opSend   = 2
+	opAccept = 3
+
+	udEpoll  = 1 // the poll on the epoll fd
+	udIgnore = 2 // cancellations: nothing to do on completion
+)
+
+// ringTag is the user data of operation op on h's target.
+func ringTag(h fdtable.Handle, op uint64) uint64 { return uint64(h)&^opMask | op<<opShift }
+
+// ringMsg is one sendmsg's header and iovecs, kept until the submission is
+// made (the kernel copies both then: FeatSubmitStable).
+type ringMsg struct {
+	hdr unix.Msghdr
+	iov [maxSendIovec]unix.Iovec
+}
+
+// engine is a loop's io_uring side.
+type engine struct {
+	r       *uring.Ring
+	br      *uring.BufRing
+	epfd    int  // the loop's epoll fd, polled through the ring
+	armed   bool // the poll on epfd is in the ring
+	epDue   bool // that poll completed this turn: collect epoll's events
+	recycle bool // buffers recycled since the last Publish
+	msgs    []ringMsg
+	nmsg    int   // msgs filled since the last submission
+	err     error // a failed submission: the loop ends with it at the turn's end
+	spare   uring.SQE
+	closed  bool
+}
+
+// ringSupport is why the engine cannot run here, or nil; probed once.
+var ringSupport = sync.OnceValue(probeRing)
+
+// probeRing checks that this kernel has what the engine uses: io_uring
+// allowed (not disabled by sysctl or refused by seccomp), the features
+// and opcodes, and a receive into a provided buffer ring (linux 5.19),
+// tried on a socket pair.
+func probeRing() error {
+	r, err := uring.New(8, uring.SetupClamp)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	const need = uring.FeatNodrop | uring.FeatSubmitStable | uring.FeatExtArg
+	if r.Features()&need != need {
+		return fmt.Errorf("reactor: io_uring lacks features %#x (linux 5.11): %w", need&^r.Features(), errors.ErrUnsupported)
+	}
+	p, err := r.Probe()
+	if err != nil {
+		return err
+	}
+	if err := p.Require(uring.OpPollAdd, uring.OpAccept, uring.OpCancel, uring.OpSend, uring.OpRecv, uring.OpSendmsg); err != nil {
+		return err
+	}
+	br, err := r.NewBufRing(ringGroup, 1, 64)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return os.NewSyscallError("socketpair", err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[1], []byte{1}); err != nil {
+		return os.NewSyscallError("write", err)
+	}
+	q := r.Get()
+	q.Opcode, q.Fd, q.Flags, q.BufGroup, q.UserData = uring.OpRecv, int32(fds[0]), uring.SqeBufferSelect, ringGroup, 1
+	if err := r.Wait(1, time.Second, 0); err != nil {
+		return err
+	}
+	a, _ := r.Ready()
+	if len(a) == 0 {
+		return fmt.Errorf("reactor: io_uring: no completion for a probing receive")
+	}
+	if res := a[0].Res; res != 1 {
+		if res < 0 && unix.Errno(-res) == unix.EINVAL {
+			return fmt.Errorf("reactor: io_uring cannot receive into a provided buffer ring (linux 5.19): %w", errors.ErrUnsupported)
+		}
+		return fmt.Errorf("reactor: io_uring: a probing receive returned %d", res)
+	}
+	return nil
+}
+
+// newEngine sets up the engine for a loop whose poller has epoll fd epfd.
+func newEngine(epfd int) (*engine, error) {
+	if err := ringSupport(); err != nil {
+		return nil, err
+	}
+	r, err := uring.New(ringEntries, uring.SetupClamp|uringSetupFlags)
+	if err != nil {
+		return nil, err
+	}
+	br, err := r.NewBufRing(ringGroup, ringBufs, ringBufSize)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &engine{r: r, br: br, epfd: epfd, msgs: make([]ringMsg, ringMsgSlots)}, nil
+}
+
+// uringSetupFlags are the setup flags beyond SetupClamp. Cooperative task
+// running (no interrupt when a completion's work is queued for the
+// submitting thread) is left out: a Go loop moves between threads, and the
+// thread that made an operation may be asleep when its work is queued, which
+// without the interrupt waits until that thread wakes for another reason.
+const uringSetupFlags = 0
+
+// sqe returns a free submission entry, submitting what is filled if the
+// queue is full. If the kernel takes none (which a ring that keeps every
+// completion does not do), the entry returned is a spare that goes
+// nowhere, and the loop ends with the error at the turn's end.
+func (e *engine) sqe() *uring.SQE {
+	if q := e.r.Get(); q != nil {
+		return q
+	}
+	e.submit()
+	if q := e.r.Get(); q != nil {
+		return q
+	}
+	if e.err == nil {
+		e.err = errors.New("reactor: io_uring submission queue full after a submit")
+	}
+	e.spare = uring.SQE{}
+	return &e.spare
+}
+
+// submit hands the kernel what is filled; the sendmsg headers are free
+// again once it returns. A failure is kept for the turn's end.
+func (e *engine) submit() {
+	// EBUSY: completions must be reaped first; what is left goes with
+	// the next submission.
+	if _, err := e.r.Submit(); err != nil && !errors.Is(err, unix.EBUSY) && e.err == nil {
+		e.err = err
+	}
+	e.nmsg = 0
+}
+
+// msg returns a sendmsg header slot for this submission batch.
+func (e *engine) msg() *ringMsg {
+	if e.nmsg == len(e.msgs) {
+		e.submit()
+	}
+	m := &e.msgs[e.nmsg]
+	e.nmsg++
+	return m
+}
+
+// cancel submits the cancellation of the operation with user data ud.
+func (e *engine) cancel(ud uint64) {
+	q := e.sqe()
+	q.Opcode, q.Addr, q.UserData = uring.OpCancel, ud, udIgnore
+}
+
+// readyNow submits what is filled and reports whether completions wait; it
+// is runtimePark's try on a ring.
+func (e *engine) readyNow() int {
+	e.submit()
+	a, b := e.r.Ready()
+	return len(a) + len(b)
+}
+
+// close ends the engine: operations still in flight are cancelled by the
+// ring's release. Its completions are not served any more.
+func (e *engine) close() {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	e.br.Close()
+	e.r.Close()
+}
+
+// Fd is the ring's fd, for runtimePark.
+func (e *engine) fd() int { return e.r.Fd() }
+
+// serveRing is one turn of a loop on the engine: submit and wait up to
+// timeout, serve the completions and epoll's events, fire timers, run
+// posted work.
+func (l *Loop) serveRing(timeout time.Duration) error {
+	e := l.eng
+	if !e.armed {
+		q := e.sqe()
+		q.Opcode, q.Fd, q.OpFlags, q.UserData = uring.OpPollAdd, int32(e.epfd), unix.POLLIN, udEpoll
+		e.armed = true
+	}
+	if e.recycle {
+		e.br.Publish()
+		e.recycle = false
+	}
+	if err := l.ringWait(timeout); err != nil {
+		return err
+	}
+	l.now = l.clock()
+	l.watched = false
+	served := l.complete()
+	if e.epDue {
+		e.epDue = false
+		n, err := l.p.Wait(l.events, 0)
+		if err != nil {
+			return err
+		}
+		l.serveEvents(n)
+		served += n
+	}
+	fired := l.runTimers()
+	ran := l.runPosted()
+	redone := l.runRedo()
+	l.woke = l.watched || fired || ran
+	l.busy = served > 0 || l.woke || redone
+	l.publish()
+	return e.err
+}
+
+// ringWait submits the turn's operations and waits for a completion, up
+// to timeout (see the engine's notes on waiting).
+func (l *Loop) ringWait(timeout time.Duration) error {
+	e := l.eng
+	if timeout == 0 {
+		e.submit()
+		return nil
+	}
+	if e.readyNow() > 0 || e.err != nil {
+		return e.err
+	}
+	if l.woke && l.rpark != nil {
+		_, err := l.rpark.wait(timeout)
+		if err != errors.ErrUnsupported {
+			return err
+		}
+		l.rpark.close()
+		l.rpark = nil
+	}
+	if l.busy {
+		runtime.Gosched()
+		runtime.Gosched()
+	}
+	err := e.r.Wait(1, timeout, 0)
+	e.nmsg = 0
+	if errors.Is(err, unix.EBUSY) {
+		err = nil // completions to reap first
+	}
+	return err
+}
+
+// complete serves the completions ready now and returns how many.
+func (l *Loop) complete() int {
+	e := l.eng
+	a, b := e.r.Ready()
+	for _, cqes := range [2][]uring.CQE{a, b} {
+		for i := range cqes {
+			cq := cqes[i]
+			l.completeOne(cq.UserData, cq.Res, cq.Flags)
+			if len(l.dirty) > 0 {
+				l.flushDirty()
+			}
+		}
+	}
+	n := len(a) + len(b)
+	e.r.Seen(n)
+	return n
+}
+
+// completeOne serves one completion.
+func (l *Loop) completeOne(ud uint64, res int32, flags uint32) {
+	e := l.eng
+	switch ud {
+	case udEpoll:
+		e.armed, e.epDue = false, true
+		return
+	case udIgnore:
+		return
+	}
+	fd := int(uint32(ud))
+	h, t, ok := l.tab.Lookup(fd)
+	if !ok || (uint64(h)^ud)&^opMask != 0 {
+		// Not expected: a target leaves the table only once its
+		// operations are done. Give the buffer back all the same.
+		l.stats.stale.Add(1)
+		if flags&uring.CqeBuffer != 0 {
+			e.recycleBuf(flags)
+		}
+		return
+	}
+	switch t := t.(type) {
+	case *Conn:
+		if ud>>opShift&0xf == opRecv {
+			t.onRecv(res, flags)
+		} else {
+			t.onSent(res)
+		}
+	case *acceptor:
+		t.onAccepted(res, flags)
+	}
+}
+
+// recycleBuf queues the buffer a completion's flags name for the kernel.
+func (e *engine) recycleBuf(flags uint32) {
+	e.br.Recycle(uint16(flags >> 16))
+	e.recycle = true
+}
+
+// errnoRes turns a completion's negative result into an error naming op.
+func errnoRes(op string, res int32) error { return os.NewSyscallError(op, unix.Errno(-res)) }
+
+// armRecv arms c's receive: one buffer's worth, armed again after each
+// completion while c reads (see the engine's notes for why not multishot).
+func (c *Conn) armRecv() {
+	q := c.loop.eng.sqe()
+	q.Opcode, q.Fd, q.Flags = uring.OpRecv, int32(c.sock.Fd()), uring.SqeBufferSelect
+	if c.is(stAgain) {
+		q.Ioprio = uring.RecvSendPollFirst
+		c.st &^= stAgain
+	}
+	q.BufGroup, q.UserData = ringGroup, ringTag(c.handle, opRecv)
+	c.st |= stRecv
+}
+
+// ringSend sends c's queue if no send is in flight.
+func (c *Conn) ringSend() {
+	if c.is(stSend) || c.sock.Pending() == 0 {
+		return
+	}
+	e := c.loop.eng
+	var iov [maxSendIovec]unix.Iovec
+	k, n := c.sock.QueuedIovecs(iov[:])
+	q := e.sqe()
+	if k == 1 {
+		q.Opcode, q.Addr, q.Len = uring.OpSend, uint64(uintptr(unsafe.Pointer(iov[0].Base))), uint32(n)
+	} else {
+		m := e.msg()
+		m.iov = iov
+		m.hdr = unix.Msghdr{Iov: &m.iov[0]}
+		m.hdr.SetIovlen(k)
+		q.Opcode, q.Addr, q.Len = uring.OpSendmsg, uint64(uintptr(unsafe.Pointer(&m.hdr))), 1
+	}
+	q.Fd, q.OpFlags, q.UserData = int32(c.sock.Fd()), unix.MSG_NOSIGNAL, ringTag(c.handle, opSend)
+	if c.is(stAgain) {
+		q.Ioprio = uring.RecvSendPollFirst
+		c.st &^= stAgain
+	}
+	c.st |= stSend
+}
+
+// updateRing arms or cancels c's receive as c's state asks (see update),
+// and schedules the bytes and end of file received while c did not read.
+func (c *Conn) updateRing() {
+	l := c.loop
+	if c.want != 0 { // a Dialer's connect is done: the ring takes over
+		if err := l.p.Remove(c.sock.Fd()); err != nil {
+			l.logError("removing a connected connection from the poller", err, "fd", c.sock.Fd())
+		}
+		c.want = 0
+	}
+	want := c.reading() || c.is(stDraining)
+	switch {
+	case want && !c.is(stRecv):
+		c.armRecv()
+	case !want && c.is(stRecv) && !c.is(stRecvCancel):
+		l.eng.cancel(ringTag(c.handle, opRecv))
+		c.st |= stRecvCancel
+	}
+	if c.is(stHeld) && c.canRead() && !c.is(stRedo) {
+		c.st |= stRedo
+		l.redo = append(l.redo, c)
+	}
+}
+
+// onRecv serves a completion of c's receive.
+func (c *Conn) onRecv(res int32, flags uint32) {
+	l := c.loop
+	if flags&uring.CqeMore == 0 {
+		c.st &^= stRecv | stRecvCancel
+	}
+	var data []byte
+	if flags&uring.CqeBuffer != 0 {
+		if res > 0 {
+			data = l.eng.br.Buf(uint16(flags>>16), int(res))
+		}
+		defer l.eng.recycleBuf(flags) // after OnData: data is the buffer
+	}
+	switch {
+	case c.is(stClosed):
+		c.finishClose()
+		return
+	case res > 0 && c.is(stDraining|stClosing):
+		// Dropped, as the readiness loop's drain drops them.
+	case res > 0 && c.reading():
+		l.tin += int64(res)
+		c.active = l.now
+		if c.in != nil {
+			c.in = c.in.add(data)
+			data = c.in.b
+		}
+		c.deliver(data)
+	case res > 0:
+		// Received before the receive was cancelled (paused): kept, to
+		// be offered when reading resumes.
+		l.tin += int64(res)
+		c.active = l.now
+		// At most one buffer: the receive is armed again only while c
+		// reads.
+		if c.in == nil {
+			c.in = newInbound(len(data))
+		}
+		c.in = c.in.add(data)
+		c.st |= stStashed
+	case res == 0 && c.is(stDraining):
+		c.closeNow(c.reason())
+	case res == 0 && c.is(stClosing):
+		c.st |= stEOF // endClose closes at once
+	case res == 0 && c.reading() && !c.is(stRedo):
+		c.peerEOF()
+	case res == 0:
+		// After the bytes held or kept for redelivery (see redeliver).
+		c.st |= stEOFHeld
+	case res == -int32(unix.EAGAIN):
+		// The socket is non-blocking, and the kernel gave up on it
+		// after a wake-up with nothing to read: armed again below,
+		// to wait for readiness first.
+		c.st |= stAgain
+	case res == -int32(unix.ENOBUFS), res == -int32(unix.ECANCELED):
+		// Armed again below if c still reads.
+	case c.is(stDraining):
+		c.closeNow(c.reason())
+	default:
+		c.closeNow(errnoRes("recv", res))
+	}
+	if c.is(stClosed) {
+		c.finishClose()
+		return
+	}
+	c.settle()
+}
+
+// onSent serves the completion of c's send.
+func (c *Conn) onSent(res int32) {
+	l := c.loop
+	c.st &^= stSend
+	if c.is(stClosed) {
+		c.finishClose()
+		return
+	}
+	switch {
+	case res > 0:
+		c.sock.Consume(int(res))
+		l.tout += int64(res)
+		l.tqueued -= int64(res)
+	case res == 0:
+		c.closeNow(errNoProgress)
+	case res == -int32(unix.EAGAIN):
+		// As for a receive (see onRecv): sent again below, after
+		// waiting for room.
+		c.st |= stAgain
+	case res == -int32(unix.ECANCELED):
+	default:
+		c.closeNow(errnoRes("send", res))
+	}
+	if c.is(stClosed) {
+		c.finishClose()
+		return
+	}
+	c.settle()
+}
+
+// errNoProgress is a send that took none of a non-empty queue.
+var errNoProgress = errors.New("reactor: send made no progress")
+
+// cancelRing cancels c's operations in flight, for a close; finishClose
+// closes the fd once they are done.
+func (c *Conn) cancelRing() {
+	e := c.loop.eng
+	if c.is(stRecv) && !c.is(stRecvCancel) {
+		e.cancel(ringTag(c.handle, opRecv))
+		c.st |= stRecvCancel
+	}
+	if c.is(stSend) {
+		e.cancel(ringTag(c.handle, opSend))
+	}
+}
+
+// armAccept arms the listener's accept.
+func (a *acceptor) armAccept() {
+	q := a.loop.eng.sqe()
+	q.Opcode, q.Fd, q.OpFlags = uring.OpAccept, int32(a.fd), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK
+	q.UserData = ringTag(a.handle, opAccept)
+	a.armed = true
+}
+
+// onAccepted serves a completion of the accept.
+func (a *acceptor) onAccepted(res int32, flags uint32) {
+	if flags&uring.CqeMore == 0 {
+		a.armed = false
+	}
+	switch {
+	case res >= 0 && a.stopped:
+		unix.Close(int(res))
+	case res >= 0:
+		a.backoff.Reset()
+		a.take(int(res))
+	case a.stopped, res == -int32(unix.ECANCELED):
+	default:
+		a.failed(unix.Errno(-res))
+	}
+	switch {
+	case a.stopped && !a.armed:
+		a.release()
+	case !a.armed && !a.paused && !a.stopped:
+		a.armAccept()
+	}
+}
+
+// closeEngine ends the engine as the loop exits: it serves the completions
+// of the operations still in flight for connections and listeners that
+// closed (a second at most), releases the ring, which cancels anything
+// left, and then closes what those held.
+func (l *Loop) closeEngine() {
+	e := l.eng
+	deadline := time.Now().Add(time.Second)
+	for l.tab.Len() > 0 && e.err == nil && time.Now().Before(deadline) {
+		e.submit()
+		if err := e.r.Wait(1, 10*time.Millisecond, 0); err != nil && !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		l.complete()
+	}
+	e.close()
+	var left []target
+	l.tab.Range(func(_ fdtable.Handle, t target) bool {
+		left = append(left, t)
+		return true
+	})
+	for _, t := range left {
+		switch t := t.(type) {
+		case *Conn:
+			t.st &^= stRecv | stSend
+			t.finishClose()
+		case *acceptor:
+			t.release()
+		}
+	}
+}
