@@ -6,7 +6,6 @@ import (
 	"io"
 	"testing"
 	"time"
-
 )
 
 // TestShutdownFromHandler: Shutdown called in a handler, on the loop it
