@@ -115,6 +115,9 @@ type engine struct {
 	closed  bool
 }
 
+// ringOps are the operations the engine submits.
+var ringOps = []uint8{uring.OpPollAdd, uring.OpAccept, uring.OpCancel, uring.OpSend, uring.OpRecv, uring.OpSendmsg}
+
 // ringSupport is why the engine cannot run here, or nil; probed once.
 var ringSupport = sync.OnceValue(probeRing)
 
@@ -136,7 +139,7 @@ func probeRing() error {
 	if err != nil {
 		return err
 	}
-	if err := p.Require(uring.OpPollAdd, uring.OpAccept, uring.OpCancel, uring.OpSend, uring.OpRecv, uring.OpSendmsg); err != nil {
+	if err := p.Require(ringOps...); err != nil {
 		return err
 	}
 	br, err := r.NewBufRing(ringGroup, 1, 64)

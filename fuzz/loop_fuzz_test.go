@@ -24,7 +24,8 @@ import (
 )
 
 // Client actions of FuzzLoop, decoded from the fuzz input. After one header
-// byte (bits 0-1 pick the backend from poller.Available(), bit 2 one or two
+// byte (bits 0-1 pick the backend from reactor.Backends(): on linux epoll,
+// poll, select and, where it runs, the io_uring engine; bit 2 one or two
 // loops, bit 3 a handler that is a HalfCloser) each action takes two bytes: the action (its low three bits) with
 // the client slot (the next three bits), and an argument.
 const (
@@ -129,7 +130,7 @@ func (o lpOp) String() string {
 // decodeLoopOps turns the fuzz input into a backend, a loop count and
 // actions.
 func decodeLoopOps(data []byte) (poller.Backend, int, bool, []lpOp) {
-	backends := poller.Available()
+	backends := reactor.Backends() // the engine last, where it runs
 	var hdr byte
 	if len(data) > 0 {
 		hdr, data = data[0], data[1:]
@@ -588,25 +589,33 @@ func FuzzLoop(f *testing.F) {
 	w := func(slot int, arg byte) lpOp { return lpOp{kind: lpWrite, slot: slot, arg: arg} }
 	rd := func(slot int, arg byte) lpOp { return lpOp{kind: lpRead, slot: slot, arg: arg} }
 	op := func(kind, slot int, arg byte) lpOp { return lpOp{kind: kind, slot: slot, arg: arg} }
+	// Every seed twice: as written, and on backend 3 (the io_uring
+	// engine on linux where it runs).
+	add := func(in []byte) {
+		f.Add(in)
+		ring := append([]byte(nil), in...)
+		ring[0] |= 3
+		f.Add(ring)
+	}
 	// Echo on two connections, two loops, epoll (or the OS's first backend).
-	f.Add(lpEnc(4, c(0), c(1), w(0, 2), w(1, 5), rd(0, 2), rd(1, 5), w(0, 9), rd(0, 12)))
+	add(lpEnc(4, c(0), c(1), w(0, 2), w(1, 5), rd(0, 2), rd(1, 5), w(0, 9), rd(0, 12)))
 	// Backpressure: a client that stops reading and keeps writing, then reads.
-	f.Add(lpEnc(0, c(0), op(lpPause, 0, 15), w(0, 13), w(0, 13), w(0, 11), w(0, 13), rd(0, 13), rd(0, 13), w(0, 9), rd(0, 14)))
+	add(lpEnc(0, c(0), op(lpPause, 0, 15), w(0, 13), w(0, 13), w(0, 11), w(0, 13), rd(0, 13), rd(0, 13), w(0, 9), rd(0, 14)))
 	// AsyncWrite and Post interleaved with echo; poll on linux.
-	f.Add(lpEnc(1|4, c(0), op(lpAsync, 0, 10), w(0, 6), op(lpPost, 0, 200), w(0, 5), op(lpAsync, 0, 255), rd(0, 12), rd(0, 13)))
+	add(lpEnc(1|4, c(0), op(lpAsync, 0, 10), w(0, 6), op(lpPost, 0, 200), w(0, 5), op(lpAsync, 0, 255), rd(0, 12), rd(0, 13)))
 	// Half-close after writing, then read the rest; select on linux.
-	f.Add(lpEnc(2, c(0), w(0, 4), op(lpHalfClose, 0, 0), rd(0, 10), c(1), w(1, 2), rd(1, 2)))
+	add(lpEnc(2, c(0), w(0, 4), op(lpHalfClose, 0, 0), rd(0, 10), c(1), w(1, 2), rd(1, 2)))
 	// Frames kept across reads (connections 1-4: frames of 7, 100, 4096 and
 	// 70000 bytes), half-closed with a partial frame kept: a HalfCloser
 	// echoes it, a plain handler drops it.
 	for _, hdr := range []byte{4 | 8, 4} {
-		f.Add(lpEnc(hdr, c(0), c(1), c(2), c(3), c(4), w(1, 3), w(2, 250), w(3, 13), w(4, 255), w(4, 255),
+		add(lpEnc(hdr, c(0), c(1), c(2), c(3), c(4), w(1, 3), w(2, 250), w(3, 13), w(4, 255), w(4, 255),
 			rd(2, 12), op(lpHalfClose, 1, 0), op(lpHalfClose, 3, 0), op(lpHalfClose, 4, 0), rd(1, 3), rd(3, 13), rd(4, 13)))
 	}
 	// Reset mid-write: close with echo unread and a queue; reuse the slot.
-	f.Add(lpEnc(4, c(0), op(lpPause, 0, 15), w(0, 12), w(0, 12), op(lpClose, 0, 0), c(0), w(0, 3), rd(0, 3)))
+	add(lpEnc(4, c(0), op(lpPause, 0, 15), w(0, 12), w(0, 12), op(lpClose, 0, 0), c(0), w(0, 3), rd(0, 3)))
 	// Eight connections left open with bytes owed at Shutdown.
-	f.Add(lpEnc(4, c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7),
+	add(lpEnc(4, c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7),
 		op(lpPause, 0, 15), op(lpPause, 1, 15), w(0, 13), w(1, 11), op(lpPost, 2, 100), w(3, 8), op(lpAsync, 4, 30)))
 
 	dir, err := os.MkdirTemp("", "fuzzloop")

@@ -61,7 +61,7 @@ func TestChurn(t *testing.T) {
 	for _, tc := range []struct {
 		backend poller.Backend
 		n       int
-	}{{poller.Epoll, n}, {poller.Poll, n / 2}} {
+	}{{poller.Epoll, n}, {poller.Poll, n / 2}, {reactor.Uring, n}} {
 		t.Run(tc.backend.String(), func(t *testing.T) {
 			if !hasBackend(tc.backend) {
 				t.Skipf("no %v on this OS", tc.backend)
@@ -72,7 +72,7 @@ func TestChurn(t *testing.T) {
 }
 
 func hasBackend(b poller.Backend) bool {
-	for _, a := range poller.Available() {
+	for _, a := range reactor.Backends() {
 		if a == b {
 			return true
 		}

@@ -2,6 +2,7 @@ package stress
 
 import (
 	"errors"
+	"github.com/muxkit/reactor"
 	"net"
 	"testing"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/muxkit/reactor/internal/leakcheck"
-	"github.com/muxkit/reactor/poller"
 	"github.com/muxkit/reactor/servers"
 	"github.com/muxkit/reactor/servers/iterative"
 	"github.com/muxkit/reactor/servers/multiplex"
@@ -30,7 +30,7 @@ type resetModel struct {
 // pool, and the iterative model.
 func resetModels() []resetModel {
 	var ms []resetModel
-	for _, b := range poller.Available() {
+	for _, b := range reactor.Backends() {
 		ms = append(ms, resetModel{"multiplex-" + b.String(), func(e *ends) servers.Server {
 			return &multiplex.Server{Handler: e.handler(), Backend: b, Loops: 1}
 		}, true})

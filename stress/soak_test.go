@@ -528,7 +528,7 @@ func TestSoak(t *testing.T) {
 	}
 	leakcheck.Check(t)
 	st := &soakStats{closeReasons: make(map[string]int), failCh: make(chan struct{})}
-	backends := poller.Available()
+	backends := reactor.Backends()
 	phases := 2 * len(backends)
 	phase := max(*soakFor/time.Duration(phases), 10*time.Second)
 	start := time.Now()
