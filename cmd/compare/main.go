@@ -39,6 +39,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/muxkit/reactor"
 	"io"
 	"os"
 	"os/exec"
@@ -106,10 +107,10 @@ func parse(args []string) (*config, error) {
 	fs.SetOutput(io.Discard)
 	models := fs.String("models", strings.Join(allModels, ","), "models to run, comma-separated")
 	var names []string
-	for _, b := range poller.Available() {
+	for _, b := range reactor.Backends() {
 		names = append(names, b.String())
 	}
-	backends := fs.String("backends", strings.Join(names, ","), "multiplex backends to run, comma-separated")
+	backends := fs.String("backends", strings.Join(names, ","), "multiplex backends to run, comma-separated (uring: the io_uring completion engine)")
 	conns := fs.String("conns", "1,10,100,1000,10000", "connection counts, comma-separated")
 	idle := fs.String("idle", "0,1000,10000", "idle connection counts of the waiting-sockets run beside -active busy ones; empty skips it")
 	c := &config{}
@@ -138,7 +139,7 @@ func parse(args []string) (*config, error) {
 	}
 	for _, name := range splitList(*backends) {
 		b, err := poller.ParseBackend(name)
-		if err != nil || !slices.Contains(poller.Available(), b) {
+		if err != nil || !slices.Contains(reactor.Backends(), b) {
 			return nil, fmt.Errorf("-backends: %q: want some of %s", name, strings.Join(names, ","))
 		}
 		c.backends = append(c.backends, b)

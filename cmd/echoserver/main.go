@@ -4,7 +4,8 @@
 //	go run ./cmd/echoserver -model M [-backend B] [-addr HOST:PORT] [-workers N] [-loops N]
 //
 // M is iterative, multiprocess, threadpool or multiplex. B is epoll,
-// kqueue, poll or select, for multiplex only (default: the build's
+// kqueue, poll, select or uring (the io_uring completion engine, linux),
+// for multiplex only (default: the build's
 // default, or $REACTOR_BACKEND). -workers is the thread pool's size
 // (default 128; 0 starts a thread per client) or, for multiprocess, the
 // number of pre-forked worker processes (default 0: a process per client).

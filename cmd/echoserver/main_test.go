@@ -114,7 +114,7 @@ func cases() [][]string {
 		{"-model", "threadpool", "-workers", "0"},
 		{"-model", "multiplex"},
 	}
-	for _, b := range poller.Available() {
+	for _, b := range reactor.Backends() {
 		cs = append(cs, []string{"-model", "multiplex", "-backend", b.String(), "-loops", "2"})
 	}
 	return cs

@@ -43,7 +43,7 @@ func parse(args []string) (config, error) {
 	fs := flag.NewFlagSet("echoserver", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	model := fs.String("model", "", "iterative, multiprocess, threadpool or multiplex (required)")
-	backend := fs.String("backend", "", "multiplex only: epoll, kqueue, poll or select (default: the build's default)")
+	backend := fs.String("backend", "", "multiplex only: epoll, kqueue, poll, select or uring (default: the build's default)")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; port 0 picks a free port")
 	workers := fs.Int("workers", -1, "threadpool: pool size, 0 = a thread per client (default 128); multiprocess: pre-forked workers, 0 = a process per client (default 0)")
 	loops := fs.Int("loops", 0, "multiplex: event loops (default GOMAXPROCS)")
@@ -77,7 +77,7 @@ func parse(args []string) (config, error) {
 	if *backend != "" {
 		b, err := poller.ParseBackend(*backend)
 		if err != nil {
-			return c, usageError{fmt.Errorf("-backend %q: want epoll, kqueue, poll or select", *backend)}
+			return c, usageError{fmt.Errorf("-backend %q: want epoll, kqueue, poll, select or uring", *backend)}
 		}
 		c.backend = b
 	}
@@ -86,8 +86,12 @@ func parse(args []string) (config, error) {
 		if err != nil {
 			return c, usageError{err}
 		}
-		if !slices.Contains(poller.Available(), b) {
-			return c, usageError{fmt.Errorf("backend %s is not available on this OS (have %v)", b, poller.Available())}
+		if !slices.Contains(reactor.Backends(), b) {
+			why := "on this OS"
+			if b == reactor.Uring {
+				why = fmt.Sprint("here: ", reactor.UringSupport())
+			}
+			return c, usageError{fmt.Errorf("backend %s is not available %s (have %v)", b, why, reactor.Backends())}
 		}
 		c.backend = b
 	}
@@ -123,7 +127,7 @@ func newServer(c config) servers.Server {
 func Run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	c, err := parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stderr, "usage: echoserver -model iterative|multiprocess|threadpool|multiplex [-backend epoll|kqueue|poll|select] [-addr HOST:PORT] [-workers N] [-loops N]")
+		fmt.Fprintln(stderr, "usage: echoserver -model iterative|multiprocess|threadpool|multiplex [-backend epoll|kqueue|poll|select|uring] [-addr HOST:PORT] [-workers N] [-loops N]")
 		return 0
 	}
 	if err != nil {
