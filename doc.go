@@ -116,6 +116,29 @@
 // fallback), the way
 // libevent honours EVENT_NOEPOLL.
 //
+// # The completion engine (io_uring)
+//
+// With Backend Uring (or REACTOR_BACKEND=uring; linux 5.19 or later with
+// io_uring allowed, see UringSupport) a loop waits in an io_uring instead
+// of a readiness poller. A readiness loop learns that a socket is ready and
+// then reads it, a system call each; the engine hands the kernel the
+// reads and writes themselves and collects their results, one
+// io_uring_enter per turn for every connection served in it: each reading
+// connection has one receive armed into a buffer of a provided buffer ring
+// shared by the loop (an idle connection holds no buffer), the write queue
+// leaves by send or sendmsg from its own chunks, the listener has one
+// accept in flight. Handlers see the same API and the same guarantees:
+// Keep, batched writes, flow control, backpressure, half-close, graceful
+// close, timers, Post and AsyncWrite (the wake reaches the loop through the
+// ring), MaxConns, the EMFILE back-off. What differs underneath: Writev and
+// a Write of 64 KiB or more copy into the queue (the kernel sends from it
+// later), Flush submits at once, and a closed connection's fd is closed
+// only once its cancelled operations have completed (OnClose is not
+// delayed). Watch, a Dialer's connect and Post's wake use an epoll
+// instance the ring polls. The engine's notes in engine_linux.go say why
+// it arms one receive at a time rather than a multishot one, and why the
+// accept is not multishot either: both were tried and broke a guarantee.
+//
 // # Loops without a Server
 //
 // NewGroup runs event loops with no Server: Loop.Watch registers any fd

@@ -3,7 +3,9 @@ package reactor
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"github.com/muxkit/reactor/internal/syscount"
 	"net"
 	"os"
 	"os/exec"
@@ -52,7 +54,7 @@ const echoClientWorkers = 4
 // allows), so the server's accepted fds stay below FD_SETSIZE and select
 // runs at 1000 connections too.
 func BenchmarkEcho(b *testing.B) {
-	for _, be := range poller.Available() {
+	for _, be := range testBackends(b) {
 		for _, n := range []int{1, 100, 1000} {
 			b.Run(fmt.Sprintf("backend=%v/conns=%d", be, n), func(b *testing.B) {
 				benchEcho(b, be, n)
@@ -113,12 +115,30 @@ func benchEchoServer(b *testing.B, s *Server, n int) {
 			}
 		}()
 	}
+	sc, err := syscount.Start()
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		b.Logf("not counting system calls: %v", err)
+	case err != nil:
+		b.Fatal(err)
+	default:
+		defer sc.Close()
+	}
+	var before uint64
+	if sc != nil {
+		before = sc.Count()
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	close(start)
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	if sc != nil {
+		// The whole process's: the client's write and read, two per
+		// message, included.
+		b.ReportMetric(float64(sc.Count()-before)/float64(b.N), "syscalls/msg")
+	}
 }
 
 // echoWaves sends ops messages over fds, one in flight per fd: a wave sends
@@ -285,7 +305,7 @@ const idleClientEnv = "REACTOR_ECHO_IDLE_CLIENT"
 // skipped: it cannot watch fds past FD_SETSIZE (1024). The setup and
 // measurement run once; ns/op means nothing here. Linux only (/proc).
 func BenchmarkEchoIdleRSS(b *testing.B) {
-	for _, be := range poller.Available() {
+	for _, be := range testBackends(b) {
 		b.Run(fmt.Sprintf("backend=%v/conns=%d", be, idleRSSConns), func(b *testing.B) {
 			benchIdleRSS(b, be, idleRSSConns)
 		})
