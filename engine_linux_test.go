@@ -72,8 +72,7 @@ func TestRingNoStaleCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.closeEngine()
-	defer l.p.Close()
+	defer closeTestLoop(l)
 	a, peer := socketpairFDs(t)
 	defer unix.Close(peer)
 	closed := 0

@@ -23,5 +23,14 @@ func newTestLoop(b poller.Backend) (*Loop, error) {
 	return l, nil
 }
 
+// closeTestLoop releases what newTestLoop made; the engine's connections
+// still closing finish first (see closeEngine).
+func closeTestLoop(l *Loop) {
+	if l.eng != nil {
+		l.closeEngine()
+	}
+	l.p.Close()
+}
+
 // TestBackends is testBackends for the external tests.
 var TestBackends = testBackends
