@@ -228,14 +228,18 @@ func (e *engine) submit() {
 	e.nmsg = 0
 }
 
-// msg returns a sendmsg header slot for this submission batch.
-func (e *engine) msg() *ringMsg {
+// msgSQE returns a submission entry and a sendmsg header slot for it. It
+// submits, if either is full, before it hands out both, never in between:
+// that would give the kernel the entry unfilled, or reuse the slot while
+// the entry still points to it.
+func (e *engine) msgSQE() (*uring.SQE, *ringMsg) {
 	if e.nmsg == len(e.msgs) {
 		e.submit()
 	}
+	q := e.sqe() // a submission here leaves nmsg at 0
 	m := &e.msgs[e.nmsg]
 	e.nmsg++
-	return m
+	return q, m
 }
 
 // cancel submits the cancellation of the operation with user data ud.
@@ -312,9 +316,11 @@ func (l *Loop) ringWait(timeout time.Duration) error {
 		e.submit()
 		return nil
 	}
-	if e.readyNow() > 0 || e.err != nil {
+	if a, _ := e.r.Ready(); len(a) > 0 || e.err != nil {
+		e.submit()
 		return e.err
 	}
+	// Otherwise the wait submits: one io_uring_enter for both.
 	if l.woke && l.rpark != nil {
 		_, err := l.rpark.wait(timeout)
 		if err != errors.ErrUnsupported {
@@ -414,14 +420,16 @@ func (c *Conn) ringSend() {
 		return
 	}
 	e := c.loop.eng
-	var iov [maxSendIovec]unix.Iovec
-	k, n := c.sock.QueuedIovecs(iov[:])
-	q := e.sqe()
-	if k == 1 {
-		q.Opcode, q.Addr, q.Len = uring.OpSend, uint64(uintptr(unsafe.Pointer(iov[0].Base))), uint32(n)
+	var q *uring.SQE
+	var one [1]unix.Iovec
+	if _, n := c.sock.QueuedIovecs(one[:]); n == c.sock.Pending() {
+		// One chunk, the common case: a send, no header.
+		q = e.sqe()
+		q.Opcode, q.Addr, q.Len = uring.OpSend, uint64(uintptr(unsafe.Pointer(one[0].Base))), uint32(n)
 	} else {
-		m := e.msg()
-		m.iov = iov
+		var m *ringMsg
+		q, m = e.msgSQE()
+		k, _ := c.sock.QueuedIovecs(m.iov[:])
 		m.hdr = unix.Msghdr{Iov: &m.iov[0]}
 		m.hdr.SetIovlen(k)
 		q.Opcode, q.Addr, q.Len = uring.OpSendmsg, uint64(uintptr(unsafe.Pointer(&m.hdr))), 1

@@ -112,3 +112,82 @@ func TestRingNoStaleCompletion(t *testing.T) {
 		t.Fatalf("stale completions %d, OnClose %d times; want 0, 1", n, closed)
 	}
 }
+
+// TestRingManySendmsgInOneTurn: more connections than the engine has
+// sendmsg headers (ringMsgSlots) each send a queue of several chunks in one
+// turn; every peer gets its bytes, in order. The engine must submit when
+// the headers run out without handing the kernel a half-made entry or
+// reusing a header an entry still points to.
+func TestRingManySendmsgInOneTurn(t *testing.T) {
+	if err := UringSupport(); err != nil {
+		t.Skip(err)
+	}
+	l, err := newTestLoop(Uring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeTestLoop(l)
+	const conns, size = ringMsgSlots + 6, 40 << 10 // three chunks each
+	svc := newService(HandlerFuncs{}, Limits{}, 0, 0, 0)
+	var cs []*Conn
+	var peers []int
+	for i := range conns {
+		a, peer := socketpairFDs(t)
+		defer unix.Close(peer)
+		if err := unix.SetNonblock(peer, true); err != nil {
+			t.Fatal(err)
+		}
+		c, err := l.newConn(a, svc, poller.Readable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.closeNow(nil)
+		msg := make([]byte, size)
+		for j := range msg {
+			msg[j] = byte(i + j)
+		}
+		if _, err := c.sock.Queue(msg); err != nil { // below Write's send-at-once size
+			t.Fatal(err)
+		}
+		cs, peers = append(cs, c), append(peers, peer)
+	}
+	for _, c := range cs {
+		c.ringSend() // all in one batch, as one turn's flushes are
+	}
+	got := make([][]byte, conns)
+	buf := make([]byte, size)
+	for turns := 0; ; turns++ {
+		done := 0
+		for i, p := range peers {
+			for len(got[i]) < size {
+				n, err := unix.Read(p, buf)
+				if n <= 0 {
+					if err != unix.EAGAIN {
+						t.Fatalf("peer %d: %v", i, err)
+					}
+					break
+				}
+				got[i] = append(got[i], buf[:n]...)
+			}
+			if len(got[i]) == size {
+				done++
+			}
+		}
+		if done == conns {
+			break
+		}
+		if turns == 200 {
+			t.Fatalf("%d of %d peers got their %d bytes after %d turns", done, conns, size, turns)
+		}
+		if err := l.serveOnce(10 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range got {
+		for j, b := range got[i] {
+			if b != byte(i+j) {
+				t.Fatalf("peer %d: byte %d is %d, want %d", i, j, b, byte(i+j))
+			}
+		}
+	}
+}
