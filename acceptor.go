@@ -110,7 +110,7 @@ func (a *acceptor) pause(err error) {
 	a.loop.AfterFunc(d, a.resume)
 	if e := a.loop.eng; e != nil {
 		if a.armed {
-			e.cancel(ringTag(a.handle, opAccept))
+			a.cancelAccept()
 		}
 		return
 	}
@@ -150,7 +150,7 @@ func (a *acceptor) stop() {
 	a.stopped = true
 	if e := a.loop.eng; e != nil {
 		if a.armed && !e.closed {
-			e.cancel(ringTag(a.handle, opAccept))
+			a.cancelAccept()
 			return
 		}
 		a.release()

@@ -3,9 +3,7 @@ package reactor
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"github.com/muxkit/reactor/internal/syscount"
 	"net"
 	"os"
 	"os/exec"
@@ -115,30 +113,16 @@ func benchEchoServer(b *testing.B, s *Server, n int) {
 			}
 		}()
 	}
-	sc, err := syscount.Start()
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		b.Logf("not counting system calls: %v", err)
-	case err != nil:
-		b.Fatal(err)
-	default:
-		defer sc.Close()
-	}
-	var before uint64
-	if sc != nil {
-		before = sc.Count()
-	}
+	// The whole process's: the client's write and read, two per
+	// message, included.
+	report := countSyscalls(b, "syscalls/msg")
 	b.ReportAllocs()
 	b.ResetTimer()
 	close(start)
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	if sc != nil {
-		// The whole process's: the client's write and read, two per
-		// message, included.
-		b.ReportMetric(float64(sc.Count()-before)/float64(b.N), "syscalls/msg")
-	}
+	report()
 }
 
 // echoWaves sends ops messages over fds, one in flight per fd: a wave sends

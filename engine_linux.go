@@ -242,6 +242,9 @@ func (e *engine) msgSQE() (*uring.SQE, *ringMsg) {
 	return q, m
 }
 
+// cancelAccept cancels a's accept in flight.
+func (a *acceptor) cancelAccept() { a.loop.eng.cancel(ringTag(a.handle, opAccept)) }
+
 // cancel submits the cancellation of the operation with user data ud.
 func (e *engine) cancel(ud uint64) {
 	q := e.sqe()
@@ -299,12 +302,7 @@ func (l *Loop) serveRing(timeout time.Duration) error {
 		l.serveEvents(n)
 		served += n
 	}
-	fired := l.runTimers()
-	ran := l.runPosted()
-	redone := l.runRedo()
-	l.woke = l.watched || fired || ran
-	l.busy = served > 0 || l.woke || redone
-	l.publish()
+	l.endTurn(served > 0)
 	return e.err
 }
 

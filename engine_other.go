@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/muxkit/reactor/fdtable"
 )
 
 // engine is the completion engine, linux's alone: elsewhere none is ever
@@ -23,19 +21,16 @@ func ringSupport() error {
 	return fmt.Errorf("reactor: the io_uring engine is linux only: %w", errors.ErrUnsupported)
 }
 
-func newEngine(int) (*engine, error)             { return nil, ringSupport() }
-func (e *engine) close()                         {}
-func (e *engine) fd() int                        { return -1 }
-func (e *engine) readyNow() int                  { return 0 }
-func (e *engine) submit()                        {}
-func (e *engine) cancel(uint64)                  {}
-func (l *Loop) serveRing(time.Duration) error    { return ringSupport() }
-func (l *Loop) closeEngine()                     {}
-func (c *Conn) armRecv()                         {}
-func (c *Conn) ringSend()                        {}
-func (c *Conn) updateRing()                      {}
-func (c *Conn) cancelRing()                      {}
-func (a *acceptor) armAccept()                   {}
-func ringTag(h fdtable.Handle, op uint64) uint64 { return 0 }
-
-const opAccept = 3
+func newEngine(int) (*engine, error)          { return nil, ringSupport() }
+func (e *engine) close()                      {}
+func (e *engine) fd() int                     { return -1 }
+func (e *engine) readyNow() int               { return 0 }
+func (e *engine) submit()                     {}
+func (l *Loop) serveRing(time.Duration) error { return ringSupport() }
+func (l *Loop) closeEngine()                  {}
+func (c *Conn) armRecv()                      {}
+func (c *Conn) ringSend()                     {}
+func (c *Conn) updateRing()                   {}
+func (c *Conn) cancelRing()                   {}
+func (a *acceptor) armAccept()                {}
+func (a *acceptor) cancelAccept()             {}

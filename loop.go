@@ -247,13 +247,20 @@ func (l *Loop) serveOnce(timeout time.Duration) error {
 	l.now = l.clock()
 	l.watched = false
 	l.serveEvents(n)
+	l.endTurn(n > 0)
+	return nil
+}
+
+// endTurn ends a turn that served events or completions (served) or not:
+// it fires due timers, runs posted work, offers kept bytes again, notes
+// what the next wait must know (see wait) and publishes the turn's counts.
+func (l *Loop) endTurn(served bool) {
 	fired := l.runTimers()
 	ran := l.runPosted()
 	redone := l.runRedo()
 	l.woke = l.watched || fired || ran
-	l.busy = n > 0 || l.woke || redone
+	l.busy = served || l.woke || redone
 	l.publish()
-	return nil
 }
 
 // serveEvents serves the first n of l.events.

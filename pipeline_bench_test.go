@@ -110,26 +110,32 @@ func benchPipelined(b *testing.B, be poller.Backend, keep bool, n int) {
 			}
 		}()
 	}
-	sc, err := syscount.Start()
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		b.Logf("not counting system calls: %v", err)
-	case err != nil:
-		b.Fatal(err)
-	default:
-		defer sc.Close()
-	}
+	report := countSyscalls(b, "syscalls/req")
 	b.ReportAllocs()
-	var before uint64
-	if sc != nil {
-		before = sc.Count()
-	}
 	b.ResetTimer()
 	close(start)
 	wg.Wait()
 	b.StopTimer()
-	if sc != nil {
-		b.ReportMetric(float64(sc.Count()-before)/float64(b.N), "syscalls/req")
+	report()
+}
+
+// countSyscalls starts counting the process's system calls (see
+// internal/syscount) and returns a function that reports them per op as
+// unit and stops counting; call it once the timed part is over. Where the
+// kernel refuses the counters it logs why, and the report is empty.
+func countSyscalls(b *testing.B, unit string) (report func()) {
+	sc, err := syscount.Start()
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		b.Logf("not counting system calls: %v", err)
+		return func() {}
+	case err != nil:
+		b.Fatal(err)
+	}
+	before := sc.Count()
+	return func() {
+		b.ReportMetric(float64(sc.Count()-before)/float64(b.N), unit)
+		sc.Close()
 	}
 }
 

@@ -377,21 +377,11 @@ func (c *Conn) Queue(p []byte) (int, error) {
 // matches net.ErrClosed. EINTR is retried. It does not retain bufs, does
 // not block, and allocates only queue chunks and the error.
 func (c *Conn) Writev(bufs [][]byte) (int, error) {
-	if !c.open() {
-		return 0, errClosed
-	}
-	total := 0
-	for _, b := range bufs {
-		total += len(b)
-	}
-	if total > c.lim.maxQueued()-c.pending {
-		return 0, ErrQueueFull
-	}
-	if total == 0 {
-		return 0, nil
+	total, err := c.room(bufs)
+	if err != nil || total == 0 {
+		return 0, err
 	}
 	var n, offered int
-	var err error
 	for {
 		n, offered, err = writev(c.fd, c.head, bufs)
 		if err != unix.EINTR {

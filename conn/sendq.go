@@ -20,6 +20,19 @@ import (
 // does not retain bufs, and allocates only chunks the free list cannot
 // supply.
 func (c *Conn) Queuev(bufs [][]byte) (int, error) {
+	total, err := c.room(bufs)
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range bufs {
+		c.enqueue(b)
+	}
+	return total, nil
+}
+
+// room returns the bytes in bufs, or ErrQueueFull if queueing them would
+// pass Limits.MaxQueued; after Close the error matches net.ErrClosed.
+func (c *Conn) room(bufs [][]byte) (int, error) {
 	if !c.open() {
 		return 0, errClosed
 	}
@@ -29,9 +42,6 @@ func (c *Conn) Queuev(bufs [][]byte) (int, error) {
 	}
 	if total > c.lim.maxQueued()-c.pending {
 		return 0, ErrQueueFull
-	}
-	for _, b := range bufs {
-		c.enqueue(b)
 	}
 	return total, nil
 }
