@@ -2,8 +2,11 @@
 // servers with: many TCP connections over loopback, each a closed loop of
 // one message in flight (send, wait for the whole echo, send again), run by
 // one goroutine over the reactor's own poller, allocating nothing per
-// message. The caller pins that goroutine's thread if it wants to; every
-// method runs on the calling goroutine and blocks it.
+// message. With Config.Rate the load is an open loop instead: messages are
+// due at a fixed rate whatever the server does, each sent on the connection
+// that has waited longest for its next message. The caller pins that
+// goroutine's thread if it wants to; every method runs on the calling
+// goroutine and blocks it.
 package loadgen
 
 import (
@@ -24,6 +27,13 @@ type Config struct {
 	Active int    // connections in the closed loop
 	Idle   int    // connections that echo one message, then stay idle
 	Size   int    // bytes per message; at least 1
+	// Rate, if positive, makes the active connections an open loop: a
+	// message is due every 1/Rate seconds, and goes out on a connection
+	// with no message in flight; while none has, due messages wait, and
+	// their latency counts from when they were due, so a server that falls
+	// behind is charged for the queue it makes (no coordinated omission).
+	// Zero is the closed loop.
+	Rate float64
 }
 
 // state of one connection.
@@ -60,6 +70,14 @@ type Gen struct {
 	setup   []time.Duration // connect to first echo, per active connection served
 	pending int             // connections without their first echo
 	closed  int             // connections the server closed or reset
+
+	// The open loop (Config.Rate).
+	every int64 // ns between due messages
+	due   int64 // when the next message is due, ns since start; 0 before the first Run
+	free  []int // active connections with no message in flight, oldest first (a ring)
+	head  int   // free[head] is the oldest
+	nfree int
+	late  int64 // messages sent more than a millisecond after they were due
 }
 
 // Dial opens the connections (non-blocking connects, all in flight at
@@ -71,6 +89,9 @@ type Gen struct {
 func Dial(cfg Config, timeout time.Duration) (*Gen, error) {
 	if cfg.Active < 0 || cfg.Idle < 0 || cfg.Active+cfg.Idle == 0 || cfg.Size < 1 {
 		return nil, fmt.Errorf("loadgen: %d active, %d idle connections of %d-byte messages", cfg.Active, cfg.Idle, cfg.Size)
+	}
+	if cfg.Rate < 0 || cfg.Rate > 0 && (cfg.Active == 0 || 1e9/cfg.Rate < 1) {
+		return nil, fmt.Errorf("loadgen: a rate of %g messages per second over %d active connections", cfg.Rate, cfg.Active)
 	}
 	sa, family, err := sock.Resolve("tcp", cfg.Addr)
 	if err != nil {
@@ -91,6 +112,10 @@ func Dial(cfg Config, timeout time.Duration) (*Gen, error) {
 		start:   time.Now(),
 		setup:   make([]time.Duration, 0, cfg.Active),
 		pending: n,
+	}
+	if cfg.Rate > 0 {
+		g.every = int64(1e9 / cfg.Rate)
+		g.free = make([]int, cfg.Active)
 	}
 	for i := range g.msg {
 		g.msg[i] = byte('a' + i%26)
@@ -169,7 +194,8 @@ type Result struct {
 	Wall          time.Duration // the window's length
 	P50, P99      time.Duration // round-trip latency quantiles
 	P999, Max     time.Duration
-	Latency       *Histogram // the window's round trips, a copy
+	Latency       *Histogram // the window's round trips, a copy (open loop: from when each message was due)
+	Late          int64      // open loop: messages sent more than 1 ms after they were due (no connection free, or the generator behind)
 	Waiting       int        // connections still without their first echo at the end
 	Closed        int        // connections the server closed or reset
 	SetupMedian   time.Duration
@@ -184,23 +210,36 @@ func (r Result) MsgsPerSec() float64 { return float64(r.Msgs) / r.Wall.Seconds()
 func (g *Gen) Run(d time.Duration, measure bool) (Result, error) {
 	if measure {
 		g.hist.Reset()
-		g.count = 0
+		g.count, g.late = 0, 0
 	}
 	g.record = measure
 	t0 := time.Now()
 	end := time.Since(g.start) + d
+	if g.every > 0 && g.due == 0 {
+		g.due = g.now()
+	}
 	for {
 		left := end - time.Since(g.start)
 		if left <= 0 {
 			break
 		}
-		if err := g.poll(min(left, 100*time.Millisecond)); err != nil {
+		wait := min(left, 100*time.Millisecond)
+		if g.every > 0 {
+			if err := g.sendDue(); err != nil {
+				return Result{}, err
+			}
+			// The poller waits in whole milliseconds: spin through the
+			// last one before a message is due (this thread is the load
+			// generator's alone).
+			wait = min(wait, max(time.Duration(g.due-g.now())-time.Millisecond, 0))
+		}
+		if err := g.poll(wait); err != nil {
 			return Result{}, err
 		}
 	}
 	r := Result{Wall: time.Since(t0), Waiting: g.pending, Closed: g.closed}
 	if measure {
-		r.Msgs = g.count
+		r.Msgs, r.Late = g.count, g.late
 		r.Bytes = g.count * int64(g.cfg.Size)
 		r.Latency = g.hist.Clone()
 		r.P50, r.P99, r.P999 = g.hist.Quantile(0.50), g.hist.Quantile(0.99), g.hist.Quantile(0.999)
@@ -284,7 +323,33 @@ func (g *Gen) receive(i int, now int64) error {
 	if g.record {
 		g.hist.Add(time.Duration(now - c.sent))
 	}
+	if g.every > 0 {
+		g.free[(g.head+g.nfree)%len(g.free)] = i
+		g.nfree++
+		return nil
+	}
 	return g.send(i)
+}
+
+// sendDue sends, in the open loop, every message due by now that a free
+// connection can take; each one's latency counts from when it was due.
+// Those no connection can take stay due.
+func (g *Gen) sendDue() error {
+	now := g.now()
+	for g.due <= now && g.nfree > 0 {
+		i := g.free[g.head]
+		g.head = (g.head + 1) % len(g.free)
+		g.nfree--
+		if err := g.send(i); err != nil {
+			return err
+		}
+		if now-g.due > int64(time.Millisecond) && g.record {
+			g.late++
+		}
+		g.conns[i].sent = g.due
+		g.due += g.every
+	}
+	return nil
 }
 
 // lost records that the server closed or reset connection i: a server may
