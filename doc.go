@@ -118,7 +118,7 @@
 //
 // # The completion engine (io_uring)
 //
-// With Backend Uring (or REACTOR_BACKEND=uring; linux 5.19 or later with
+// With Backend Uring (or REACTOR_BACKEND=uring; linux 6.1 or later with
 // io_uring allowed, see UringSupport) a loop waits in an io_uring instead
 // of a readiness poller. A readiness loop learns that a socket is ready and
 // then reads it, a system call each; the engine hands the kernel the
@@ -138,6 +138,18 @@
 // instance the ring polls. The engine's notes in engine_linux.go say why
 // it arms one receive at a time rather than a multishot one, and why the
 // accept is not multishot either: both were tried and broke a guarantee.
+//
+// The ring runs the work that completes operations inside the loop's own
+// io_uring_enter (deferred task running), which needs one issuing thread:
+// each engine loop's goroutine is locked to its OS thread for its life.
+// After a turn that woke goroutines it parks in Go's netpoller, as a
+// readiness loop does; after a turn that served completions it waits for
+// the next one for up to UringConfig.Hold (default 5 ms) keeping its P, so
+// that the runtime does not hand the P to another thread and back for
+// every short wait; otherwise it blocks in io_uring_enter. While a loop
+// holds its P, no other goroutine runs on that P: UringConfig.Hold says
+// when to shorten or turn off the hold. UringConfig.BatchWait adds wake
+// batching (off by default: it did not pay where measured).
 //
 // # Loops without a Server
 //

@@ -21,16 +21,17 @@ func ringSupport() error {
 	return fmt.Errorf("reactor: the io_uring engine is linux only: %w", errors.ErrUnsupported)
 }
 
-func newEngine(int) (*engine, error)          { return nil, ringSupport() }
-func (e *engine) close()                      {}
-func (e *engine) fd() int                     { return -1 }
-func (e *engine) readyNow() int               { return 0 }
-func (e *engine) submit()                     {}
-func (l *Loop) serveRing(time.Duration) error { return ringSupport() }
-func (l *Loop) closeEngine()                  {}
-func (c *Conn) armRecv()                      {}
-func (c *Conn) ringSend()                     {}
-func (c *Conn) updateRing()                   {}
-func (c *Conn) cancelRing()                   {}
-func (a *acceptor) armAccept()                {}
-func (a *acceptor) cancelAccept()             {}
+func newEngine(int, UringConfig) (*engine, error) { return nil, ringSupport() }
+func (e *engine) close()                          {}
+func (e *engine) start() error                    { return ringSupport() }
+func (e *engine) fd() int                         { return -1 }
+func (e *engine) readyNow() int                   { return 0 }
+func (e *engine) submit()                         {}
+func (l *Loop) serveRing(time.Duration) error     { return ringSupport() }
+func (l *Loop) closeEngine()                      {}
+func (c *Conn) armRecv()                          {}
+func (c *Conn) ringSend()                         {}
+func (c *Conn) updateRing()                       {}
+func (c *Conn) cancelRing()                       {}
+func (a *acceptor) armAccept()                    {}
+func (a *acceptor) cancelAccept()                 {}

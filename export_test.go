@@ -3,7 +3,9 @@ package reactor
 import "github.com/muxkit/reactor/poller"
 
 // newTestLoop returns a loop on backend b that no goroutine runs: the test
-// turns it with serveOnce.
+// turns it with serveOnce, on the goroutine that called newTestLoop (on
+// the engine that goroutine is locked to its thread, the ring's issuer,
+// until closeTestLoop).
 func newTestLoop(b poller.Backend) (*Loop, error) {
 	ring := b == Uring
 	if ring {
@@ -15,7 +17,12 @@ func newTestLoop(b poller.Backend) (*Loop, error) {
 	}
 	l := newLoop(p)
 	if ring {
-		if l.eng, err = newEngine(p.(poller.FDPoller).Fd()); err != nil {
+		if l.eng, err = newEngine(p.(poller.FDPoller).Fd(), UringConfig{}); err != nil {
+			p.Close()
+			return nil, err
+		}
+		if err := l.eng.start(); err != nil {
+			l.eng.close()
 			p.Close()
 			return nil, err
 		}

@@ -25,6 +25,9 @@ type GroupConfig struct {
 	// Logger, if set, receives the errors no caller can be handed (a
 	// failing poller, close or interest change); nil logs nothing.
 	Logger *slog.Logger
+	// Uring tunes the loops' waits on the completion engine (Backend
+	// Uring); other backends ignore it.
+	Uring UringConfig
 }
 
 // Group is a set of running event loops, each on a goroutine of its own: the
@@ -90,7 +93,7 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 		l := newLoop(p)
 		l.log = cfg.Logger
 		if ring {
-			if l.eng, err = newEngine(p.(poller.FDPoller).Fd()); err != nil {
+			if l.eng, err = newEngine(p.(poller.FDPoller).Fd(), cfg.Uring); err != nil {
 				p.Close()
 				g.closePollers()
 				return nil, fmt.Errorf("reactor: backend uring: %w", err)

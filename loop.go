@@ -68,8 +68,13 @@ type target interface {
 // epoll server (bench/cmd/cpumsg, 4 alternating rounds, server pinned):
 // 1.64x -> 1.08x its CPU per message at 1 connection, 1.26x -> 1.10x at
 // 100, 1.21x -> 1.01x at 1000, and p99 at 1 connection 130 -> 105 us
-// (gnet 106 us in the same run). Why the runtime does better when the
-// loop yields before a blocking system call is not traced.
+// (gnet 106 us in the same run). Without the yields the runtime's monitor
+// takes the P from most waits of a few tens of microseconds and hands it
+// to another thread that finds nothing to run (seen on a completion
+// engine loop that waited this way: cpumsg -threads showed four busy
+// threads instead of one, 2x the CPU); why a yield before the wait
+// prevents that is not traced. A loop on the completion engine, locked to its
+// thread, cannot yield cheaply and waits otherwise (see UringConfig.Hold).
 type Loop struct {
 	p       poller.Poller
 	tab     fdtable.Table[target]

@@ -69,10 +69,12 @@ func newRuntimePark(l *Loop) *runtimePark {
 // then: but Post queues before it wakes, so the queue tells.
 func (r *runtimePark) try(uintptr) bool {
 	r.tries++
-	if r.tries == 1 {
+	if r.tries == 1 && r.loop.eng == nil {
 		// Let what the last turn woke run first: the events its work
 		// leads to are then collected now, in one Wait, rather than by
-		// a park and a wake each.
+		// a park and a wake each. Not on the engine: its loop is
+		// locked to its thread, where a yield hands the P to another
+		// thread and back.
 		runtime.Gosched()
 	}
 	if e := r.loop.eng; e != nil {

@@ -82,6 +82,10 @@ type Server struct {
 	// with ServeFD (one socket the caller owns) Listen or Serve returns an
 	// error matching errors.ErrUnsupported, never a silent fallback.
 	ReusePort bool
+	// Uring tunes the loops' waits on the completion engine (Backend
+	// Uring), where a bad value is an error from Serve; other backends
+	// ignore it.
+	Uring UringConfig
 
 	mu      sync.Mutex
 	state   int   // stateNew, stateServing, stateDone
@@ -355,7 +359,7 @@ func (s *Server) start() error {
 	if s.reuse {
 		n = len(s.lnfds) // one loop per socket, as Listen counted them
 	}
-	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller, Logger: s.Logger})
+	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller, Logger: s.Logger, Uring: s.Uring})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 // Setup flags (io_uring_setup's params.flags) the engine may ask for.
 const (
+	SetupRDisabled    = 1 << 6  // IORING_SETUP_R_DISABLED: the ring starts disabled until Enable
 	SetupClamp        = 1 << 4  // IORING_SETUP_CLAMP: clamp entries to the kernel's maximum
 	SetupSubmitAll    = 1 << 7  // IORING_SETUP_SUBMIT_ALL: go on submitting after a failed entry
 	SetupCoopTaskrun  = 1 << 8  // IORING_SETUP_COOP_TASKRUN: no interrupting IPI for task work
@@ -77,6 +78,9 @@ const (
 // io_uring_register opcodes.
 const (
 	registerProbe      = 8
+	registerEventfd    = 4
+	unregisterEventfd  = 5
+	registerEnable     = 12 // IORING_REGISTER_ENABLE_RINGS
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
 	probeOpSupported   = 1 << 0 // IO_URING_OP_SUPPORTED
@@ -156,10 +160,11 @@ type Ring struct {
 
 // New sets up a ring with room for entries submissions (rounded up to a
 // power of two by the kernel) and the setup flags given. With
-// SetupSingleIssuer the ring belongs to the OS thread that made it: an
-// io_uring_enter from another thread fails with EEXIST, so the goroutine
-// that owns the ring locks itself to its thread (runtime.LockOSThread)
-// before New and for the ring's life. No kernel support
+// SetupSingleIssuer the ring belongs to one OS thread, the one that made
+// it or, with SetupRDisabled, the one that calls Enable: io_uring_enter
+// and io_uring_register from another thread fail with EEXIST, so the
+// goroutine that owns the ring locks itself to its thread
+// (runtime.LockOSThread) for the ring's life. No kernel support
 // (ENOSYS), io_uring disabled by sysctl or a seccomp filter (EPERM), and a
 // setup flag this kernel does not have (EINVAL) are errors matching
 // errors.ErrUnsupported.
@@ -272,6 +277,41 @@ func (r *Ring) flush() uint32 {
 	return r.sqeTail - atomic.LoadUint32(r.sqHead)
 }
 
+// Enable starts a ring set up with SetupRDisabled; with SetupSingleIssuer
+// the calling thread becomes the only one that may submit.
+func (r *Ring) Enable() error { return r.register(registerEnable, nil, 0) }
+
+// RegisterEventfd has the kernel signal eventfd fd whenever completions
+// are posted and, on a SetupDeferTaskrun ring, whenever work is queued
+// that the next io_uring_enter with GETEVENTS will run and complete: fd
+// turns readable when a wait would find something. UnregisterEventfd
+// stops it.
+func (r *Ring) RegisterEventfd(fd int) error {
+	v := int32(fd)
+	return r.register(registerEventfd, unsafe.Pointer(&v), 1)
+}
+
+// UnregisterEventfd undoes RegisterEventfd.
+func (r *Ring) UnregisterEventfd() error { return r.register(unregisterEventfd, nil, 0) }
+
+// register is io_uring_register, raw: none of its uses here blocks.
+func (r *Ring) register(op uintptr, arg unsafe.Pointer, n uintptr) error {
+	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), op, uintptr(arg), n, 0, 0)
+	if errno != 0 {
+		return os.NewSyscallError("io_uring_register", errno)
+	}
+	return nil
+}
+
+// SubmitAndGet hands the kernel the entries filled since the last Submit
+// and, on a SetupDeferTaskrun ring, runs the work queued for completions
+// (which otherwise waits for a Wait), without waiting. It is one raw
+// io_uring_enter and does not allocate.
+func (r *Ring) SubmitAndGet() error {
+	_, err := r.enter(r.flush(), 0, enterGetEvents, nil, true)
+	return err
+}
+
 // Submit hands the kernel the entries filled since the last Submit, with
 // one io_uring_enter, without waiting, and returns how many it took. It
 // does not allocate.
@@ -280,7 +320,7 @@ func (r *Ring) Submit() (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	return r.enter(n, 0, 0, nil)
+	return r.enter(n, 0, 0, nil, true)
 }
 
 // getEventsArg is struct io_uring_getevents_arg.
@@ -299,9 +339,24 @@ type getEventsArg struct {
 // an error: the caller looks at what is ready. The call blocks the thread
 // (a Syscall, so the runtime can hand the goroutine's P to others).
 func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
+	return r.wait(n, timeout, minWait, false)
+}
+
+// WaitRaw is Wait(n, timeout, 0) as a raw system call: the goroutine keeps
+// its P while it blocks, so nothing else runs on that P meanwhile (other
+// Ps may take its waiting goroutines), and the runtime's monitor does not
+// hand the P to another thread, which costs two thread switches when the
+// wait is short. The caller bounds timeout. A signal ends the wait early
+// without an error (the runtime's preemption request is one), so the
+// goroutine goes back to Go code where the request can be served.
+func (r *Ring) WaitRaw(n uint32, timeout time.Duration) error {
+	return r.wait(n, timeout, 0, true)
+}
+
+func (r *Ring) wait(n uint32, timeout, minWait time.Duration, raw bool) error {
 	toSubmit := r.flush()
 	if timeout < 0 && minWait <= 0 {
-		_, err := r.enter(toSubmit, n, enterGetEvents, nil)
+		_, err := r.enter(toSubmit, n, enterGetEvents, nil, raw)
 		return err
 	}
 	var ts unix.Timespec
@@ -316,33 +371,37 @@ func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
 		}
 		arg.minWaitUs = uint32(minWait / time.Microsecond)
 	}
-	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, &arg)
+	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, &arg, raw)
 	if err == unix.ETIME {
 		err = nil
 	}
 	return err
 }
 
-// enter is io_uring_enter; EINTR is retried. With arg it blocks as a
-// Syscall; without GETEVENTS it only submits and is raw.
-func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg) (int, error) {
+// enter is io_uring_enter. With GETEVENTS and not raw it is a Syscall,
+// which lets the runtime hand the goroutine's P to others while it blocks;
+// otherwise a RawSyscall, which keeps the P. EINTR is retried, except by a
+// raw wait, which returns (see WaitRaw).
+func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg, raw bool) (int, error) {
 	for {
 		var n uintptr
 		var errno unix.Errno
-		switch {
-		case flags&enterGetEvents == 0:
-			n, _, errno = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), 0, 0, 0, 0)
-		case arg != nil:
-			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete),
-				uintptr(flags), uintptr(unsafe.Pointer(arg)), unsafe.Sizeof(*arg))
-		default:
-			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete),
-				uintptr(flags), 0, 0)
+		var argp, argsz uintptr
+		if arg != nil {
+			argp, argsz = uintptr(unsafe.Pointer(arg)), unsafe.Sizeof(*arg)
+		}
+		if flags&enterGetEvents == 0 || raw {
+			n, _, errno = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), argp, argsz)
+		} else {
+			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), argp, argsz)
 		}
 		switch errno {
 		case 0:
 			return int(n), nil
 		case unix.EINTR:
+			if raw && minComplete > 0 {
+				return 0, nil
+			}
 			toSubmit = r.sqeTail - atomic.LoadUint32(r.sqHead)
 			continue
 		case unix.ETIME:
@@ -530,6 +589,16 @@ func (b *BufRing) Close() error {
 		return os.NewSyscallError("io_uring_register", errno)
 	}
 	return nil
+}
+
+// Release frees the ring's memory without unregistering it, for a ring
+// whose Ring is closed already (closing the ring's fd unregisters it, and
+// the kernel keeps the pages it pinned until then).
+func (b *BufRing) Release() {
+	if b.mem != nil {
+		unix.Munmap(b.mem)
+	}
+	b.mem, b.entries, b.data = nil, nil, nil
 }
 
 // littleEndian reports the machine's byte order (BufRing.Publish).

@@ -8,7 +8,8 @@
 //	cd bench && go run ./cmd/cpumsg -table -cases 100x64,1000x512 -idle 5000 -servers c,reactor,gnet,net
 //
 // It builds the C server (gcc -O2, cepoll/echo.c) and the reactor server
-// (go build ./cmd/reactorecho: Loops=1, epoll), then for each round starts
+// (go build ./cmd/reactorecho: Loops=1, epoll unless the server's @VAR
+// sets REACTOR_BACKEND), then for each round starts
 // each server in turn (C, reactor, C, reactor, ...) as a child process
 // pinned to one CPU (taskset -c 0), while the load generator, this process,
 // runs pinned to another (it re-executes itself under taskset -c 1).
@@ -22,6 +23,11 @@
 // echoed. On a two-core machine the load generator can saturate its core
 // before a good server does, so messages per second alone cannot tell
 // servers apart; CPU time per message can.
+//
+// With -rate the load is an open loop instead: messages are due at a fixed
+// rate over all connections, each sent on a connection with none in flight,
+// and its latency counts from when it was due (internal/loadgen's
+// Config.Rate).
 //
 // With -cases it measures several connection counts and message sizes in
 // one run, with -idle the server memory per idle connection, and with
@@ -59,6 +65,7 @@ const pinnedEnv = "CPUMSG_PINNED"
 type config struct {
 	conns     int
 	size      int
+	rate      float64 // open loop: messages per second over all connections; 0: closed loop
 	duration  time.Duration
 	warmup    time.Duration
 	servers   []string
@@ -84,6 +91,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per server per round")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each measurement")
 	flag.StringVar(&servers, "servers", "c,reactor", "comma-separated servers to measure, in order: c, reactor, gnet, evio, nbio (those libraries, one event loop), and for reference net (Go net package, goroutine per connection), raw (echo.c transcribed to Go, no reactor), rawpark (raw, parking in Go's netpoller when idle); NAME@VAR=VALUE[@VAR=VALUE] adds to a server's environment, e.g. reactor@GOMAXPROCS=2")
+	flag.Float64Var(&cfg.rate, "rate", 0, "an open loop instead of the closed one: this many messages per second in all, each on a connection with none in flight, latency counted from when it was due (pick about half of the closed loop's msgs/s to test a server's latency at a load it can carry)")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "times each server is measured, alternating")
 	flag.IntVar(&cfg.serverCPU, "server-cpu", 0, "CPU the server is pinned to (-1: no pinning)")
 	flag.IntVar(&cfg.clientCPU, "client-cpu", 1, "CPU the load generator is pinned to (-1: no pinning)")
@@ -262,6 +270,7 @@ type result struct {
 	genCPU     time.Duration // load generator utime+stime
 	cpuBusy    time.Duration // busy time of the server's CPU, /proc/stat (incl. steal)
 	p50, p99   time.Duration
+	late       int64 // open loop: messages sent more than 1 ms after they were due
 	cpusAllow  string
 	threadsEnd int
 	latency    *loadgen.Histogram // the measured window's round trips
@@ -307,8 +316,12 @@ func run(cfg *config, bins map[string]string) error {
 // and prints its report.
 func runCase(cfg *config, bins map[string]string) ([]result, error) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(cfg.out, "cpumsg: %d conns, %d-byte messages, %v per run after %v warm-up, %d round(s), server on CPU %d, load generator on CPU %d, CLK_TCK %d, GOMAXPROCS %d, host %s\n",
-		cfg.conns, cfg.size, cfg.duration, cfg.warmup, cfg.rounds, cfg.serverCPU, cfg.clientCPU, cfg.clkTck, runtime.GOMAXPROCS(0), host)
+	load := "closed loop"
+	if cfg.rate > 0 {
+		load = fmt.Sprintf("open loop at %.0f msgs/s", cfg.rate)
+	}
+	fmt.Fprintf(cfg.out, "cpumsg: %s, %d conns, %d-byte messages, %v per run after %v warm-up, %d round(s), server on CPU %d, load generator on CPU %d, CLK_TCK %d, GOMAXPROCS %d, host %s\n",
+		load, cfg.conns, cfg.size, cfg.duration, cfg.warmup, cfg.rounds, cfg.serverCPU, cfg.clientCPU, cfg.clkTck, runtime.GOMAXPROCS(0), host)
 	var results []result
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, name := range cfg.servers {
@@ -321,8 +334,12 @@ func runCase(cfg *config, bins map[string]string) ([]result, error) {
 				return nil, fmt.Errorf("%s, %d conns, %d bytes, round %d: %w", name, cfg.conns, cfg.size, round, err)
 			}
 			r.round = round
-			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg\n",
-				name, round, float64(r.msgs)/r.wall.Seconds(), r.usPerMsg())
+			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg, p99 %v\n",
+				name, round, float64(r.msgs)/r.wall.Seconds(), r.usPerMsg(), r.p99)
+			if r.late > 0 {
+				fmt.Fprintf(os.Stderr, "  %s round %d: %d of %d messages went out more than 1 ms late (no connection free: the rate is past what the server carries)\n",
+					name, round, r.late, r.msgs)
+			}
 			results = append(results, r)
 		}
 	}
@@ -433,9 +450,10 @@ func median(x []float64) float64 {
 
 // server is a running echo server process.
 type server struct {
-	cmd  *exec.Cmd
-	pid  int
-	addr string
+	cmd     *exec.Cmd
+	pid     int
+	addr    string
+	backend string // what the reactor server says it runs on, if it says
 }
 
 // start runs the named server pinned to cpu and waits for its
@@ -446,7 +464,9 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	case "c", "c-uring":
 		args = []string{bin, "127.0.0.1", "0"}
 	case "reactor":
-		args = []string{bin, "-model", "reactor", "-loops", "1", "-backend", "epoll"}
+		// No -backend: the reactor reads $REACTOR_BACKEND (a NAME@VAR
+		// spec sets it; the caller's is removed below), else epoll.
+		args = []string{bin, "-model", "reactor", "-loops", "1"}
 		if profile != "" {
 			args = append(args, "-cpuprofile", profile)
 		}
@@ -463,7 +483,7 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, pinnedEnv+"=") || strings.HasPrefix(kv, "GOMAXPROCS=")
+		return strings.HasPrefix(kv, pinnedEnv+"=") || strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "REACTOR_BACKEND=")
 	})
 	if cfg.procs > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", cfg.procs))
@@ -484,6 +504,9 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	found := make(chan string, 1)
 	go func() {
 		for lines.Scan() {
+			if b, ok := strings.CutPrefix(lines.Text(), "backend "); ok {
+				s.backend = b // read after found
+			}
 			if a, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
 				found <- a
 				break
@@ -528,9 +551,13 @@ func measure(cfg *config, name, bin, profile string) (result, error) {
 		return r, err
 	}
 	r.cpusAllow = cpusAllowed(s.pid)
-	fmt.Fprintf(os.Stderr, "  %s: pid %d on CPUs %s, %s\n", name, s.pid, r.cpusAllow, s.addr)
+	on := ""
+	if s.backend != "" {
+		on = ", backend " + s.backend
+	}
+	fmt.Fprintf(os.Stderr, "  %s: pid %d on CPUs %s, %s%s\n", name, s.pid, r.cpusAllow, s.addr, on)
 	runtime.LockOSThread() // the generator's thread is pinned (see main)
-	g, err := loadgen.Dial(loadgen.Config{Addr: s.addr, Active: cfg.conns, Size: cfg.size}, 10*time.Second)
+	g, err := loadgen.Dial(loadgen.Config{Addr: s.addr, Active: cfg.conns, Size: cfg.size, Rate: cfg.rate}, 10*time.Second)
 	runtime.UnlockOSThread()
 	if err != nil {
 		s.stop()
@@ -727,7 +754,7 @@ func measureLoad(g *loadgen.Gen, cfg *config, pid int, r *result) error {
 		return fmt.Errorf("%d connections closed by the server, %d never answered", res.Closed, res.Waiting)
 	}
 	r.latency = res.Latency
-	r.p50, r.p99 = res.P50, res.P99
+	r.p50, r.p99, r.late = res.P50, res.P99, res.Late
 	return nil
 }
 

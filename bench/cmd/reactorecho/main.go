@@ -44,14 +44,17 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	loops := flag.Int("loops", 1, "event loops (reactor model)")
-	backend := flag.String("backend", "epoll", "poller backend (reactor model)")
+	backend := flag.String("backend", "", "backend of the reactor model: epoll, poll, select, kqueue or uring (default: $REACTOR_BACKEND, else the OS's default)")
 	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux); uring (a bare Go io_uring loop, linux); gnet, evio or nbio (those libraries, one event loop)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
 
-	be, err := poller.ParseBackend(*backend)
-	if err != nil {
-		usage(err)
+	var be poller.Backend // zero: the Server resolves $REACTOR_BACKEND
+	var err error
+	if *backend != "" {
+		if be, err = poller.ParseBackend(*backend); err != nil {
+			usage(err)
+		}
 	}
 	if *loops < 1 {
 		usage(fmt.Errorf("-loops %d: want at least 1", *loops))
@@ -105,10 +108,15 @@ func main() {
 var finish = func() {}
 
 func serveReactor(addr string, be poller.Backend, loops int, sig <-chan os.Signal) error {
-	s := &reactor.Server{Handler: reactor.Echo, Loops: loops, Backend: be}
+	be, err := reactor.ResolveBackend(be)
+	if err != nil {
+		return err
+	}
+	s := &reactor.Server{Handler: reactor.Echo, Loops: loops, Backend: be, Uring: uringConfig()}
 	if err := s.Listen("tcp", addr); err != nil {
 		return err
 	}
+	fmt.Printf("backend %v\n", be) // before ready's line, which cpumsg reads up to
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
 	ready(s.Addr())
@@ -126,6 +134,29 @@ func serveReactor(addr string, be poller.Backend, loops int, sig <-chan os.Signa
 		return err
 	}
 	return nil
+}
+
+// uringConfig reads the engine's knobs from the environment, for
+// cmd/cpumsg's NAME@VAR=VALUE servers: REACTOR_URING_HOLD and
+// REACTOR_URING_BATCH, durations (UringConfig.Hold and BatchWait). The
+// library itself reads neither.
+func uringConfig() reactor.UringConfig {
+	var c reactor.UringConfig
+	for _, v := range []struct {
+		name string
+		d    *time.Duration
+	}{{"REACTOR_URING_HOLD", &c.Hold}, {"REACTOR_URING_BATCH", &c.BatchWait}} {
+		s, ok := os.LookupEnv(v.name)
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			usage(fmt.Errorf("%s: %v", v.name, err))
+		}
+		*v.d = d
+	}
+	return c
 }
 
 // serveNet echoes on Go's net package, one goroutine per connection.
