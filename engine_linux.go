@@ -365,14 +365,21 @@ func (e *engine) fd() int { return e.evfd }
 // meanwhile: a completion posted, or work queued for the loop's next
 // enter, makes it readable. The eventfd is registered only while parked,
 // so a loop that does not park is not signalled for every completion.
+// A registration the kernel refuses is reported as errors.ErrUnsupported,
+// so the loop stops parking and blocks in io_uring_enter instead, as on
+// the runtime's own failure.
 func (l *Loop) park(timeout time.Duration) error {
 	e := l.eng
 	if err := e.r.RegisterEventfd(e.evfd); err != nil {
-		return err
+		l.logError("the engine cannot park in the netpoller; it blocks in io_uring_enter instead", err)
+		return errors.ErrUnsupported
 	}
 	_, err := l.rpark.wait(timeout)
-	if err2 := e.r.UnregisterEventfd(); err == nil {
-		err = err2
+	if err2 := e.r.UnregisterEventfd(); err2 != nil {
+		l.logError("the engine cannot park in the netpoller; it blocks in io_uring_enter instead", err2)
+		if err == nil {
+			err = errors.ErrUnsupported
+		}
 	}
 	return err
 }
