@@ -337,7 +337,7 @@ func runCase(cfg *config, bins map[string]string) ([]result, error) {
 			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg, p99 %v\n",
 				name, round, float64(r.msgs)/r.wall.Seconds(), r.usPerMsg(), r.p99)
 			if r.late > 0 {
-				fmt.Fprintf(os.Stderr, "  %s round %d: %d of %d messages went out more than 1 ms late (no connection free: the rate is past what the server carries)\n",
+				fmt.Fprintf(os.Stderr, "  %s round %d: %d of %d messages went out more than 1 ms late (no connection free, or the generator behind: past a few, the rate is more than this server carries)\n",
 					name, round, r.late, r.msgs)
 			}
 			results = append(results, r)
