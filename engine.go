@@ -71,6 +71,11 @@ type UringConfig struct {
 	// bounds shorter than the kernel's tick (4 ms at HZ=250) also cost
 	// CPU, since each then reprograms the timer hardware.
 	//
+	// A hold also waits through the sends its turn submitted, so that a
+	// send the kernel completes at once does not end it: a send that
+	// instead has to wait for room in the socket can keep another
+	// completion waiting with it, again for at most the hold.
+	//
 	// Zero means DefaultUringHold; negative turns it off; at most 10 ms.
 	Hold time.Duration
 	// BatchWait turns on wake batching: a loop that served many receives
