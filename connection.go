@@ -93,7 +93,7 @@ const (
 
 	// The completion engine's flags (see engine_linux.go).
 
-	// stRecv: a multishot receive is in flight.
+	// stRecv: a receive is in flight.
 	stRecv
 	// stRecvCancel: its cancellation is asked for.
 	stRecvCancel

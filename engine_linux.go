@@ -131,23 +131,22 @@ type ringMsg struct {
 
 // engine is a loop's io_uring side.
 type engine struct {
-	r        *uring.Ring
-	br       *uring.BufRing
-	epfd     int  // the loop's epoll fd, polled through the ring
-	evfd     int  // an eventfd the ring signals while the loop parks (runtimePark)
-	armed    bool // the poll on epfd is in the ring
-	epDue    bool // that poll completed this turn: collect epoll's events
-	recycle  bool // buffers recycled since the last Publish
-	started  bool // the loop's thread is locked and owns the ring
-	msgs     []ringMsg
-	nmsg     int   // msgs filled since the last submission
-	err      error // a failed submission: the loop ends with it at the turn's end
-	spare    uring.SQE
-	closed   bool
-	cfg      UringConfig // defaults applied
-	recvs    int         // receives that brought bytes in the last turn served
-	sends    int         // sends not yet submitted that may complete in the submission
-	sendWait bool
+	r       *uring.Ring
+	br      *uring.BufRing
+	epfd    int  // the loop's epoll fd, polled through the ring
+	evfd    int  // an eventfd the ring signals while the loop parks (runtimePark)
+	armed   bool // the poll on epfd is in the ring
+	epDue   bool // that poll completed this turn: collect epoll's events
+	recycle bool // buffers recycled since the last Publish
+	started bool // the loop's thread is locked and owns the ring
+	msgs    []ringMsg
+	nmsg    int   // msgs filled since the last submission
+	err     error // a failed submission: the loop ends with it at the turn's end
+	spare   uring.SQE
+	closed  bool
+	cfg     UringConfig // defaults applied
+	recvs   int         // receives that brought bytes in the last turn served
+	sends   int         // sends to submit whose completions nothing waits for (see ringWait)
 }
 
 // ringOps are the operations the engine submits.
@@ -161,9 +160,10 @@ var minWaitFeature uint32 = uring.FeatMinTimeout
 var ringSupport = sync.OnceValue(probeRing)
 
 // probeRing checks that this kernel has what the engine uses: io_uring
-// allowed (not disabled by sysctl or refused by seccomp), the features
-// and opcodes, and a receive into a provided buffer ring (linux 5.19),
-// tried on a socket pair.
+// allowed (not disabled by sysctl or refused by seccomp), a single-issuer
+// ring with deferred task running (linux 6.1), the features and opcodes,
+// and a receive into a provided buffer ring (linux 5.19), tried on a
+// socket pair.
 func probeRing() error {
 	// The engine's ring belongs to one thread: so does the probe's.
 	runtime.LockOSThread()
@@ -270,7 +270,7 @@ func newEngine(epfd int, cfg UringConfig) (*engine, error) {
 const ringSetupFlags = uring.SetupSingleIssuer | uring.SetupDeferTaskrun | uring.SetupRDisabled
 
 // start makes the calling thread the ring's issuer: the loop's goroutine
-// locks itself to its thread for the ring's life (stop undoes it).
+// locks itself to its thread for the ring's life (closeEngine undoes it).
 func (e *engine) start() error {
 	if e.started {
 		return nil
@@ -663,11 +663,7 @@ func (c *Conn) onRecv(res int32, flags uint32) {
 	default:
 		c.closeNow(errnoRes("recv", res))
 	}
-	if c.is(stClosed) {
-		c.finishClose()
-		return
-	}
-	c.settle()
+	c.settleRing()
 }
 
 // onSent serves the completion of c's send.
@@ -693,6 +689,12 @@ func (c *Conn) onSent(res int32) {
 	default:
 		c.closeNow(errnoRes("send", res))
 	}
+	c.settleRing()
+}
+
+// settleRing ends the serving of a completion for c: a closed c finishes
+// closing (once nothing is in flight), an open one settles.
+func (c *Conn) settleRing() {
 	if c.is(stClosed) {
 		c.finishClose()
 		return

@@ -63,11 +63,11 @@ func TestUringRefusedClearly(t *testing.T) {
 	}
 }
 
-// TestRingNoStaleCompletion: a connection closed with its receive in
-// flight is told at once (OnClose), but keeps its fd and table slot until
-// the cancelled receive completes, so no completion can name a reused fd;
-// then both go, and no completion was stale.
-func TestRingNoStaleCompletion(t *testing.T) {
+// ringTestLoop returns a loop on the engine for the test to turn on its
+// own goroutine, closed when the test ends; it skips the test where the
+// engine cannot run.
+func ringTestLoop(t *testing.T) *Loop {
+	t.Helper()
 	if err := UringSupport(); err != nil {
 		t.Skip(err)
 	}
@@ -75,7 +75,16 @@ func TestRingNoStaleCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeTestLoop(l)
+	t.Cleanup(func() { closeTestLoop(l) }) // on the test's goroutine, the ring's issuer
+	return l
+}
+
+// TestRingNoStaleCompletion: a connection closed with its receive in
+// flight is told at once (OnClose), but keeps its fd and table slot until
+// the cancelled receive completes, so no completion can name a reused fd;
+// then both go, and no completion was stale.
+func TestRingNoStaleCompletion(t *testing.T) {
+	l := ringTestLoop(t)
 	a, peer := socketpairFDs(t)
 	defer unix.Close(peer)
 	closed := 0
@@ -122,14 +131,7 @@ func TestRingNoStaleCompletion(t *testing.T) {
 // the headers run out without handing the kernel a half-made entry or
 // reusing a header an entry still points to.
 func TestRingManySendmsgInOneTurn(t *testing.T) {
-	if err := UringSupport(); err != nil {
-		t.Skip(err)
-	}
-	l, err := newTestLoop(Uring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeTestLoop(l)
+	l := ringTestLoop(t)
 	const conns, size = ringMsgSlots + 6, 40 << 10 // three chunks each
 	svc := newService(HandlerFuncs{}, Limits{}, 0, 0, 0)
 	var cs []*Conn

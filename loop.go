@@ -73,8 +73,9 @@ type target interface {
 // to another thread that finds nothing to run (seen on a completion
 // engine loop that waited this way: cpumsg -threads showed four busy
 // threads instead of one, 2x the CPU); why a yield before the wait
-// prevents that is not traced. A loop on the completion engine, locked to its
-// thread, cannot yield cheaply and waits otherwise (see UringConfig.Hold).
+// prevents that is not traced. A loop on the completion engine, locked to
+// its thread, cannot yield cheaply and waits otherwise (see
+// UringConfig.Hold).
 type Loop struct {
 	p       poller.Poller
 	tab     fdtable.Table[target]

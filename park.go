@@ -36,7 +36,7 @@ type runtimePark struct {
 func newRuntimePark(l *Loop) *runtimePark {
 	var pfd int
 	if l.eng != nil {
-		pfd = l.eng.fd() // readable while completions wait
+		pfd = l.eng.fd() // an eventfd the ring signals while the loop parks
 	} else if fp, ok := l.p.(poller.FDPoller); ok {
 		pfd = fp.Fd()
 	} else {

@@ -156,6 +156,12 @@ type Ring struct {
 	cqHead, cqTail *uint32
 	cqMask         uint32
 	cqes           []CQE
+
+	// A wait's timeout and argument live here, in the heap, not on a
+	// goroutine stack: the argument holds the timeout's address as a
+	// plain integer, which a stack move would leave pointing nowhere.
+	waitTs  unix.Timespec
+	waitArg getEventsArg
 }
 
 // New sets up a ring with room for entries submissions (rounded up to a
@@ -359,11 +365,11 @@ func (r *Ring) wait(n uint32, timeout, minWait time.Duration, raw bool) error {
 		_, err := r.enter(toSubmit, n, enterGetEvents, nil, raw)
 		return err
 	}
-	var ts unix.Timespec
-	arg := getEventsArg{sigmaskSz: kernelSigsetBytes}
+	arg := &r.waitArg
+	*arg = getEventsArg{sigmaskSz: kernelSigsetBytes}
 	if timeout >= 0 {
-		ts = unix.NsecToTimespec(int64(timeout))
-		arg.ts = uint64(uintptr(unsafe.Pointer(&ts)))
+		r.waitTs = unix.NsecToTimespec(int64(timeout))
+		arg.ts = uint64(uintptr(unsafe.Pointer(&r.waitTs)))
 	}
 	if minWait > 0 {
 		if r.features&FeatMinTimeout == 0 {
@@ -371,7 +377,7 @@ func (r *Ring) wait(n uint32, timeout, minWait time.Duration, raw bool) error {
 		}
 		arg.minWaitUs = uint32(minWait / time.Microsecond)
 	}
-	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, &arg, raw)
+	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, arg, raw)
 	if err == unix.ETIME {
 		err = nil
 	}
@@ -386,14 +392,14 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg, raw
 	for {
 		var n uintptr
 		var errno unix.Errno
-		var argp, argsz uintptr
+		var argsz uintptr
 		if arg != nil {
-			argp, argsz = uintptr(unsafe.Pointer(arg)), unsafe.Sizeof(*arg)
+			argsz = unsafe.Sizeof(*arg)
 		}
 		if flags&enterGetEvents == 0 || raw {
-			n, _, errno = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), argp, argsz)
+			n, _, errno = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(unsafe.Pointer(arg)), argsz)
 		} else {
-			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), argp, argsz)
+			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(unsafe.Pointer(arg)), argsz)
 		}
 		switch errno {
 		case 0:
