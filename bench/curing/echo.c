@@ -10,11 +10,14 @@
  * for completions in one io_uring_enter.
  *
  * With URING_BATCH=1 in the environment it waits for several completions
- * at once: for up to half as many as the receives of the last turn (at
- * least one, at most 128) for at most 100 us (the kernel's minimum wait,
- * linux 6.12), then for any one, so a busy server sleeps and wakes less
- * and a lone ping-pong client is never held up. Without it, it waits for
- * one.
+ * at once: for half as many as the clients that received in this
+ * millisecond or the last (at most 128) for at most 100 us (the kernel's
+ * minimum wait, linux 6.12), then for any one, so a busy server sleeps
+ * and wakes less; with fewer than four such clients it waits for one, so
+ * a lone ping-pong client is never held up. Without it, it waits for one.
+ * (Counting the last turn's receives instead, as an earlier version did,
+ * holds itself at one: a server faster than its clients serves one
+ * receive a turn, so it never batched.)
  *
  *   gcc -O2 -o curing echo.c -luring && ./curing [HOST [PORT]]
  *
@@ -34,6 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { OP_ACCEPT = 1, OP_RECV, OP_SEND };
@@ -48,6 +52,31 @@ static char *bufs;
 static int sendoff[NBUFS]; /* bytes of buffer bid already sent */
 static int sendlen[NBUFS]; /* bytes of buffer bid to send */
 static volatile sig_atomic_t stop;
+
+/* Clients active lately, for a batched wait: those that received in the
+ * current millisecond (epoch) and in the one before it. */
+#define MAXFD 65536
+static uint64_t epoch_of[MAXFD]; /* epoch + 1 of fd's last receive */
+static uint64_t epoch;
+static unsigned active, prev_active;
+
+static void tick(void) {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ep = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	if (ep != epoch) {
+		prev_active = ep == epoch + 1 ? active : 0;
+		active = 0;
+		epoch = ep;
+	}
+}
+
+static void received(int fd) {
+	if (fd < MAXFD && epoch_of[fd] != epoch + 1) {
+		epoch_of[fd] = epoch + 1;
+		active++;
+	}
+}
 
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
@@ -177,17 +206,20 @@ int main(int argc, char **argv) {
 	fflush(stdout);
 
 	arm_accept(lfd);
-	unsigned recent = 0; /* receives completed in the last turn */
 	while (!stop) {
 		unsigned wait_nr = 1;
-		if (batch && recent / 2 > 1)
-			wait_nr = recent / 2 > 128 ? 128 : recent / 2;
+		if (batch) {
+			unsigned want = (active > prev_active ? active : prev_active) / 2;
+			if (want > 1)
+				wait_nr = want > 128 ? 128 : want;
+		}
 		int r = enter(flush_sq(), wait_nr, batch);
 		if (r < 0 && errno != EINTR && errno != ETIME && errno != EBUSY)
 			die("io_uring_enter", errno);
+		if (batch)
+			tick();
 		unsigned head, n = 0;
 		struct io_uring_cqe *cqe;
-		recent = 0;
 		io_uring_for_each_cqe(&ring, head, cqe) {
 			n++;
 			uint64_t t = cqe->user_data;
@@ -203,7 +235,8 @@ int main(int argc, char **argv) {
 				break;
 			case OP_RECV:
 				if (cqe->res > 0) {
-					recent++;
+					if (batch)
+						received(fd);
 					int got = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 					sendoff[got] = 0;
 					sendlen[got] = cqe->res;

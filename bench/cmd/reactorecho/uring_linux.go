@@ -35,9 +35,10 @@ func uringTag(op, fd, bid int) uint64 {
 // each buffer sent back from where it landed and recycled when the send
 // completes, one io_uring_enter per turn. It is what Go costs on the
 // completion model without the reactor, the way raw is for epoll. With
-// REACTORECHO_URING_BATCH=1 it waits for up to half the last turn's
-// receives (at most 128) for at most 100 us, then for any one (linux
-// 6.12's minimum wait), as curing does with URING_BATCH=1. With
+// REACTORECHO_URING_BATCH=1 it waits for half as many completions as
+// the clients that received in this millisecond or the last (at most 128;
+// with fewer than four, for one) for at most 100 us, then for any one
+// (linux 6.12's minimum wait), as curing does with URING_BATCH=1. With
 // REACTORECHO_URING_PARK=1 the ring is not single-issuer and the goroutine
 // parks in Go's netpoller on the ring's fd when nothing is ready (see
 // parkOnRing) instead of blocking its locked thread in io_uring_enter;
@@ -116,11 +117,16 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 		e.Opcode, e.Fd, e.Addr, e.Len, e.UserData = uring.OpSend, int32(fd), uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b)), uringTag(uringSend, fd, bid)
 	}
 	armAccept()
-	recent := 0
+	// Clients active lately: those that received in the current
+	// millisecond (epoch) and the one before it.
+	start := time.Now()
+	epochOf := make([]int64, 1<<16) // epoch+1 of an fd's last receive
+	var epoch int64
+	active, prev := 0, 0
 	for {
 		want := uint32(1)
-		if batch && recent/2 > 1 {
-			want = uint32(min(recent/2, 128))
+		if w := max(active, prev) / 2; batch && w > 1 {
+			want = uint32(min(w, 128))
 		}
 		switch {
 		case park && want == 1:
@@ -133,7 +139,13 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 		if err != nil {
 			return err
 		}
-		recent = 0
+		if ep := int64(time.Since(start) / time.Millisecond); batch && ep != epoch {
+			prev = 0
+			if ep == epoch+1 {
+				prev = active
+			}
+			epoch, active = ep, 0
+		}
 		a, b := r.Ready()
 		n := len(a) + len(b)
 		recycled := false
@@ -153,7 +165,10 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 				case uringRecv:
 					switch {
 					case c.Res > 0:
-						recent++
+						if batch && fd < len(epochOf) && epochOf[fd] != epoch+1 {
+							epochOf[fd] = epoch + 1
+							active++
+						}
 						got := int(c.Flags >> 16)
 						sendOff[got], sendLen[got] = 0, int(c.Res)
 						send(fd, got)
