@@ -148,8 +148,12 @@
 // that the runtime does not hand the P to another thread and back for
 // every short wait; otherwise it blocks in io_uring_enter. While a loop
 // holds its P, no other goroutine runs on that P: UringConfig.Hold says
-// when to shorten or turn off the hold. UringConfig.BatchWait adds wake
-// batching (off by default: it did not pay where measured).
+// when to shorten or turn off the hold. A loop that has served many
+// connections lately waits for a batch of completions, bounded by
+// UringConfig.BatchWait (100 us), and one with few waits for one, so a busy
+// server sleeps and wakes once per batch and a lone client is not held up;
+// the batched wait needs linux 6.12, and without it the default waits for
+// one (and the Logger is told).
 //
 // # Loops without a Server
 //

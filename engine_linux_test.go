@@ -1,8 +1,10 @@
 package reactor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/muxkit/reactor/internal/uring"
 	"github.com/muxkit/reactor/poller"
 )
 
@@ -198,9 +201,9 @@ func TestRingManySendmsgInOneTurn(t *testing.T) {
 }
 
 // TestUringWaitPolicies: every way a loop on the engine can wait (a Hold
-// after a busy turn, no Hold, and wake batching with its bound) serves
-// many clients with every echo intact, leaks nothing, and lets Shutdown
-// finish.
+// after a busy turn or none; wake batching by default, with other bounds,
+// or off) serves many clients with every echo intact, leaks nothing, and
+// lets Shutdown finish.
 func TestUringWaitPolicies(t *testing.T) {
 	if err := UringSupport(); err != nil {
 		t.Skip(err)
@@ -209,7 +212,9 @@ func TestUringWaitPolicies(t *testing.T) {
 		{},
 		{Hold: -1},
 		{Hold: 50 * time.Microsecond},
-		{BatchWait: 100 * time.Microsecond},
+		{BatchWait: -1},
+		{Hold: -1, BatchWait: -1},
+		{BatchWait: 1 * time.Millisecond},
 		{Hold: -1, BatchWait: 10 * time.Microsecond},
 	} {
 		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
@@ -247,6 +252,23 @@ func TestUringConfigRefused(t *testing.T) {
 			t.Errorf("NewGroup with %+v succeeded", cfg)
 		}
 	}
+	// This kernel has the minimum wait (UringSupport's 6.1 does not
+	// promise it): the default batches.
+	if g, err := NewGroup(GroupConfig{Loops: 2, Backend: Uring}); err != nil {
+		t.Errorf("NewGroup with the default: %v", err)
+	} else {
+		bw := g.loops[0].eng.cfg.BatchWait
+		g.Close()
+		r, err := uring.New(8, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		has := r.Features()&uring.FeatMinTimeout != 0
+		r.Close()
+		if has && bw != DefaultUringBatchWait {
+			t.Errorf("default BatchWait on a kernel with the minimum wait: %v, want %v", bw, DefaultUringBatchWait)
+		}
+	}
 	// A kernel without the minimum wait: made so by asking for a
 	// feature bit no kernel has.
 	saved := minWaitFeature
@@ -259,10 +281,19 @@ func TestUringConfigRefused(t *testing.T) {
 		}
 		t.Errorf("NewGroup with BatchWait on a kernel without a minimum wait: %v, want ErrUnsupported", err)
 	}
-	if g, err := NewGroup(GroupConfig{Loops: 1, Backend: Uring}); err != nil {
-		t.Errorf("NewGroup without BatchWait on that kernel: %v", err)
-	} else {
-		g.Close()
+	// The default then starts without batching, and says so once.
+	var log bytes.Buffer
+	g, err = NewGroup(GroupConfig{Loops: 2, Backend: Uring, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatalf("NewGroup with the default on that kernel: %v", err)
+	}
+	bw := g.loops[1].eng.cfg.BatchWait
+	g.Close()
+	if bw >= 0 {
+		t.Errorf("default BatchWait on a kernel without the minimum wait: %v, want off (< 0)", bw)
+	}
+	if n := strings.Count(log.String(), "no wake batching"); n != 1 || !strings.Contains(log.String(), "level=INFO") {
+		t.Errorf("the log says %q; want one Info line saying there is no wake batching", log.String())
 	}
 }
 
@@ -285,4 +316,50 @@ func TestUringHoldOnOneP(t *testing.T) {
 			t.Fatalf("echo %q, want %q", got, msg)
 		}
 	}
+}
+
+// TestRingBatchPolicy: a wait batches for half the connections that
+// received in the loop clock's current or previous millisecond (at most
+// ringBatchMax) and only with four or more of them; never for one busy
+// connection, never past the wait's bound, never when turned off.
+func TestRingBatchPolicy(t *testing.T) {
+	const mw = 100 * time.Microsecond
+	ms := int64(time.Millisecond)
+	e := &engine{cfg: UringConfig{BatchWait: mw}}
+	conns := make([]Conn, 300)
+	recv := func(now int64, cs []Conn, times int) {
+		e.tick(now)
+		for range times {
+			for i := range cs {
+				e.received(&cs[i])
+				cs[i].active = now
+			}
+		}
+	}
+	check := func(what string, bound time.Duration, wantN uint32, wantMin time.Duration) {
+		t.Helper()
+		if n, m := e.batch(bound); n != wantN || m != wantMin {
+			t.Errorf("%s: batch(%v) = %d, %v; want %d, %v", what, bound, n, m, wantN, wantMin)
+		}
+	}
+	recv(10*ms, conns[:1], 50)
+	check("one connection, 50 receives", -1, 1, 0)
+	recv(10*ms+1, conns[:3], 1)
+	check("three connections", -1, 1, 0)
+	recv(10*ms+2, conns[:10], 1)
+	check("ten connections", -1, 5, mw)
+	check("ten connections, a bound of the minimum wait", mw, 1, 0)
+	check("ten connections, a longer bound", 2*mw, 5, mw)
+	recv(11*ms, nil, 0)
+	check("the next millisecond, none yet", -1, 5, mw)
+	recv(11*ms+1, conns[:2], 1)
+	check("the next millisecond, two", -1, 5, mw)
+	recv(13*ms, nil, 0)
+	check("a millisecond later, none yet", -1, 1, 0) // the last had two
+	recv(20*ms, nil, 0)
+	check("after a quiet gap", -1, 1, 0)
+	recv(21*ms, conns, 1)
+	check("300 connections", -1, ringBatchMax, mw)
+	e.cfg.BatchWait = -1
+	check("batching off", -1, 1, 0)
 }

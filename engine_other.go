@@ -14,6 +14,7 @@ import (
 type engine struct {
 	closed bool
 	err    error
+	note   string
 }
 
 // ringSupport is why the engine cannot run here.

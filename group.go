@@ -98,6 +98,9 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 				g.closePollers()
 				return nil, fmt.Errorf("reactor: backend uring: %w", err)
 			}
+			if l.eng.note != "" && len(g.loops) == 0 && cfg.Logger != nil {
+				cfg.Logger.Info(l.eng.note) // once: the kernel is every loop's
+			}
 		}
 		l.rpark = newRuntimePark(l)
 		g.loops = append(g.loops, l)
