@@ -23,7 +23,9 @@ type GroupConfig struct {
 	// backends; Backend and $REACTOR_BACKEND are then ignored.
 	NewPoller func() (poller.Poller, error)
 	// Logger, if set, receives the errors no caller can be handed (a
-	// failing poller, close or interest change); nil logs nothing.
+	// failing poller, close or interest change) and, at Info, what the
+	// io_uring engine's defaults could not have on this kernel
+	// (UringConfig.BatchWait); nil logs nothing.
 	Logger *slog.Logger
 	// Uring tunes the loops' waits on the completion engine (Backend
 	// Uring); other backends ignore it.
