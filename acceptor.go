@@ -29,7 +29,7 @@ type acceptor struct {
 	backoff sock.AcceptBackoff
 	paused  bool
 	stopped bool
-	armed   bool // the completion engine's multishot accept is in flight
+	armed   bool // the completion engine's accept is in flight
 }
 
 // onEvent accepts up to acceptBatch connections. When the process or the

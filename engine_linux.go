@@ -51,7 +51,10 @@ import (
 //     epoll fd in the ring reports when it has events; the loop then
 //     collects them with a zero-timeout epoll_wait and arms the poll again.
 //   - The listener has one accept in flight, armed again in the turn's
-//     submission after each completion. Not multishot: the kernel reads
+//     submission after each completion; a completion also accepts what
+//     else waits in the backlog with accept4 until EAGAIN (at most
+//     acceptBatch), as a readiness loop does, so a burst of connections
+//     costs one turn, not one each. Not multishot: the kernel reads
 //     RLIMIT_NOFILE when an accept is prepared, so a multishot accept goes
 //     on allocating fds past a limit lowered after it was armed, and the
 //     EMFILE back-off never starts (TestAcceptBacksOffWithoutFDs caught
@@ -796,6 +799,10 @@ func (a *acceptor) onAccepted(res int32, flags uint32) {
 	case res >= 0:
 		a.backoff.Reset()
 		a.take(int(res))
+		// The rest of a burst: what else waits in the backlog is
+		// accepted now, as a readiness loop accepts it, not one
+		// connection a turn.
+		a.onEvent(0)
 	case a.stopped, res == -int32(unix.ECANCELED):
 	default:
 		a.failed(unix.Errno(-res))

@@ -775,3 +775,52 @@ func TestShutdownNoResetLoss(t *testing.T) {
 		t.Logf("sent %d, echoed and received %d", sent, got)
 	})
 }
+
+// TestAcceptBurstInOneTurn: connections waiting in the listener's backlog
+// are accepted in the loop turn that accepts the first (up to acceptBatch),
+// on every backend, the completion engine included: a function the first
+// OnOpen posts, which runs at the end of that turn, finds them all open.
+func TestAcceptBurstInOneTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		const n = 20
+		opened := 0 // on the loop goroutine only
+		seen := make(chan int, 1)
+		h := HandlerFuncs{Open: func(c *Conn) {
+			opened++
+			if opened == 1 {
+				if err := c.Loop().Post(func() { seen <- opened }); err != nil {
+					t.Errorf("Post: %v", err)
+				}
+			}
+		}}
+		s := &Server{Handler: h, Backend: b, Loops: 1}
+		if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		// Connected before Serve: all n wait in the backlog.
+		for range n {
+			dial(t, s.Addr().String())
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve() }()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve returned %v, want ErrServerClosed", err)
+			}
+		})
+		select {
+		case got := <-seen:
+			if got != n {
+				t.Errorf("at the end of the turn that accepted the first connection, %d were open; want all %d", got, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no connection opened")
+		}
+	})
+}
