@@ -55,6 +55,12 @@ func serve(t *testing.T, s *Server) string {
 	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
+	return serveListening(t, s)
+}
+
+// serveListening is serve for a server that is listening already.
+func serveListening(t *testing.T, s *Server) string {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- s.Serve() }()
 	t.Cleanup(func() {
@@ -802,18 +808,7 @@ func TestAcceptBurstInOneTurn(t *testing.T) {
 		for range n {
 			dial(t, s.Addr().String())
 		}
-		done := make(chan error, 1)
-		go func() { done <- s.Serve() }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := s.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-			if err := <-done; !errors.Is(err, ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		})
+		serveListening(t, s)
 		select {
 		case got := <-seen:
 			if got != n {
