@@ -87,12 +87,13 @@ type UringConfig struct {
 	// for one, so a lone request-response client is never held up. At 100
 	// and 1000 connections this cut the CPU per message from 0.91-0.92x
 	// the C epoll server's to 0.59-0.76x, with p99 about the same under
-	// an open loop, and left one connection as it was (docs/io_uring.md). The price is at most
-	// BatchWait of added latency for a message that arrives when a batch
-	// is being waited for, paid at each step of a chain of dependent
-	// round trips through one loop (a proxy's client leg, then its server
-	// leg) when few messages are in flight: turn it off, or shorten it,
-	// for such a loop if that latency matters more than the CPU.
+	// an open loop, and left one connection as it was (docs/io_uring.md).
+	// The price is at most BatchWait of added latency for a message that
+	// arrives when a batch is being waited for, paid at each step of a
+	// chain of dependent round trips through one loop (a proxy's client
+	// leg, then its server leg) when few messages are in flight: turn it
+	// off, or shorten it, for such a loop if that latency matters more
+	// than the CPU.
 	//
 	// The wait needs linux 6.12 (a minimum wait in io_uring_enter).
 	// Zero means DefaultUringBatchWait where the kernel has it and no

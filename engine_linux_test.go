@@ -355,7 +355,7 @@ func TestRingBatchPolicy(t *testing.T) {
 	recv(11*ms+1, conns[:2], 1)
 	check("the next millisecond, two", -1, 5, mw)
 	recv(13*ms, nil, 0)
-	check("a millisecond later, none yet", -1, 1, 0) // the last had two
+	check("two milliseconds on: none in this one or the last", -1, 1, 0)
 	recv(20*ms, nil, 0)
 	check("after a quiet gap", -1, 1, 0)
 	recv(21*ms, conns, 1)

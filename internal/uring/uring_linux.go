@@ -348,11 +348,11 @@ func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
 	return r.wait(n, timeout, minWait, false)
 }
 
-// WaitRaw is Wait as a raw system call: the goroutine keeps
-// its P while it blocks, so nothing else runs on that P meanwhile (other
-// Ps may take its waiting goroutines), and the runtime's monitor does not
-// hand the P to another thread, which costs two thread switches when the
-// wait is short. The caller bounds timeout. A signal ends the wait early
+// WaitRaw is Wait as a raw system call: the goroutine keeps its P while
+// it blocks, so nothing else runs on that P meanwhile (other Ps may take
+// its waiting goroutines), and the runtime's monitor does not hand the P
+// to another thread, which costs two thread switches when the wait is
+// short. The caller bounds timeout. A signal ends the wait early
 // without an error (the runtime's preemption request is one), so the
 // goroutine goes back to Go code where the request can be served.
 func (r *Ring) WaitRaw(n uint32, timeout, minWait time.Duration) error {
