@@ -9,6 +9,10 @@
  * completes. The loop hands the kernel every new submission and waits
  * for completions in one io_uring_enter.
  *
+ * With URING_COOP=1 the ring uses cooperative task running
+ * (IORING_SETUP_COOP_TASKRUN with TASKRUN_FLAG, linux 5.19) instead of a
+ * single issuer with deferred task running, as the reactor's engine does.
+ *
  * With URING_BATCH=1 in the environment it waits for several completions
  * at once: for half as many as the clients that received in this
  * millisecond or the last (at most 128) for at most 100 us (the kernel's
@@ -166,7 +170,10 @@ int main(int argc, char **argv) {
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
+	const char *coop = getenv("URING_COOP");
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+	if (coop && strcmp(coop, "1") == 0)
+		p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
 	int err = io_uring_queue_init_params(4096, &ring, &p);
 	if (err == -EINVAL) {
 		memset(&p, 0, sizeof p);

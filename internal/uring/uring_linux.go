@@ -17,6 +17,7 @@ const (
 	SetupClamp        = 1 << 4  // IORING_SETUP_CLAMP: clamp entries to the kernel's maximum
 	SetupSubmitAll    = 1 << 7  // IORING_SETUP_SUBMIT_ALL: go on submitting after a failed entry
 	SetupCoopTaskrun  = 1 << 8  // IORING_SETUP_COOP_TASKRUN: no interrupting IPI for task work
+	SetupTaskrunFlag  = 1 << 9  // IORING_SETUP_TASKRUN_FLAG: IORING_SQ_TASKRUN says task work is pending
 	SetupSingleIssuer = 1 << 12 // IORING_SETUP_SINGLE_ISSUER: one task submits
 	SetupDeferTaskrun = 1 << 13 // IORING_SETUP_DEFER_TASKRUN: task work runs only in io_uring_enter(GETEVENTS)
 )

@@ -36,6 +36,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +53,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/muxkit/reactor/bench/internal/neighbors"
 	"github.com/muxkit/reactor/internal/loadgen"
 )
 
@@ -80,6 +82,10 @@ type config struct {
 	cases     []testCase
 	idle      int
 	table     bool
+	wake      string    // the machine's cost of one sleep and wake (cwake/wake.c)
+	neighbors bool      // run the rest of a program beside the Go servers and report what it saw
+	loops     int       // the reactor model's -loops (0: GOMAXPROCS)
+	load      string    // the load generator: epoll (internal/loadgen) or net (a goroutine per connection on Go's net)
 	out       io.Writer // where the per-case reports go
 }
 
@@ -102,7 +108,13 @@ func main() {
 	cases := flag.String("cases", "", "comma-separated CONNSxSIZE cases, e.g. 1x64,1000x512, each measured as -conns and -size would be (default: -conns x -size)")
 	flag.IntVar(&cfg.idle, "idle", 0, "also measure each server's resident memory per idle connection with this many connections (0: don't)")
 	flag.BoolVar(&cfg.table, "table", false, "print one summary table on stdout; the per-case reports go to stderr")
+	flag.BoolVar(&cfg.neighbors, "neighbors", false, "run the rest of a program beside each Go server (a 1 ms sleeper, a 50 MB/s allocator, a ping-pong pair: bench/internal/neighbors) and report what it saw in the measured window")
+	flag.IntVar(&cfg.loops, "loops", 1, "event loops of the reactor server (0: its default, GOMAXPROCS)")
+	flag.StringVar(&cfg.load, "load", "epoll", "the closed-loop load generator: epoll (one goroutine on one locked thread over epoll) or net (a goroutine per connection on Go's net package); -rate needs epoll")
 	flag.Parse()
+	if cfg.load != "epoll" && cfg.load != "net" || cfg.load == "net" && cfg.rate > 0 {
+		usage("-load %q: want epoll, or net without -rate", cfg.load)
+	}
 	cfg.servers = strings.Split(servers, ",")
 	for _, s := range cfg.servers {
 		if k := kind(s); !slices.Contains(cServers, k) && !slices.Contains(goServers, k) {
@@ -152,7 +164,28 @@ func buildAndRun(cfg *config) error {
 	if err != nil {
 		return err
 	}
+	cfg.wake = wakeCost(cfg, tmp)
+	fmt.Fprintln(os.Stderr, "cpumsg:", cfg.wake)
 	return run(cfg, bins)
+}
+
+// wakeCost builds and runs cwake/wake.c, this machine's cost of one sleep
+// and wake between the server's CPU and the load generator's, and returns
+// its line (or why not). Wake batching pays in proportion to it: the
+// figure changes from one day to the next on a VM.
+func wakeCost(cfg *config, tmp string) string {
+	if cfg.serverCPU < 0 || cfg.clientCPU < 0 {
+		return "sleep and wake: not measured (unpinned)"
+	}
+	bin := filepath.Join(tmp, "wake")
+	if out, err := exec.Command("gcc", "-O2", "-o", bin, filepath.Join(cfg.dir, "cwake", "wake.c"), "-lpthread").CombinedOutput(); err != nil {
+		return fmt.Sprintf("sleep and wake: not measured (gcc: %v: %s)", err, out)
+	}
+	out, err := exec.Command(bin, strconv.Itoa(cfg.serverCPU), strconv.Itoa(cfg.clientCPU)).Output()
+	if err != nil {
+		return fmt.Sprintf("sleep and wake: not measured (%v)", err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // cServers are the C servers: the epoll one (cepoll/echo.c) and the
@@ -274,6 +307,7 @@ type result struct {
 	cpusAllow  string
 	threadsEnd int
 	latency    *loadgen.Histogram // the measured window's round trips
+	neighbors  *neighbors.Report  // what the rest of the program saw (-neighbors, Go servers)
 }
 
 func (r *result) usPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -336,6 +370,10 @@ func runCase(cfg *config, bins map[string]string) ([]result, error) {
 			r.round = round
 			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg, p99 %v\n",
 				name, round, float64(r.msgs)/r.wall.Seconds(), r.usPerMsg(), r.p99)
+			if n := r.neighbors; n != nil {
+				fmt.Fprintf(os.Stderr, "  %s round %d neighbors: sleeper %d runs, late p50 %.0f p99 %.0f max %.0f us; ping-pong p99 %.0f us; sched latency p99 %.0f us; %d GC pauses, p99 %.0f max %.0f us; heap goal %.1f MB\n",
+					name, round, n.SleeperN, n.LateP50, n.LateP99, n.LateMax, n.PingP99, n.SchedP99, n.GCPauses, n.GCPauseP99, n.GCPauseMax, n.HeapGoalMB)
+			}
 			if r.late > 0 {
 				fmt.Fprintf(os.Stderr, "  %s round %d: %d of %d messages went out more than 1 ms late (no connection free, or the generator behind: past a few, the rate is more than this server carries)\n",
 					name, round, r.late, r.msgs)
@@ -450,10 +488,12 @@ func median(x []float64) float64 {
 
 // server is a running echo server process.
 type server struct {
-	cmd     *exec.Cmd
-	pid     int
-	addr    string
-	backend string // what the reactor server says it runs on, if it says
+	cmd       *exec.Cmd
+	name      string // its -servers entry
+	pid       int
+	addr      string
+	backend   string      // what the reactor server says it runs on, if it says
+	neighbors chan string // the JSON of each "neighbors" line it prints
 }
 
 // start runs the named server pinned to cpu and waits for its
@@ -466,7 +506,7 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	case "reactor":
 		// No -backend: the reactor reads $REACTOR_BACKEND (a NAME@VAR
 		// spec sets it; the caller's is removed below), else epoll.
-		args = []string{bin, "-model", "reactor", "-loops", "1"}
+		args = []string{bin, "-model", "reactor", "-loops", strconv.Itoa(cfg.loops)}
 		if profile != "" {
 			args = append(args, "-cpuprofile", profile)
 		}
@@ -488,6 +528,9 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	if cfg.procs > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", cfg.procs))
 	}
+	if cfg.neighbors && !slices.Contains(cServers, kind(name)) {
+		cmd.Env = append(cmd.Env, "REACTORECHO_NEIGHBORS=1")
+	}
 	if _, env, ok := strings.Cut(name, "@"); ok {
 		cmd.Env = append(cmd.Env, strings.Split(env, "@")...)
 	}
@@ -499,7 +542,7 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, pid: cmd.Process.Pid}
+	s := &server{cmd: cmd, pid: cmd.Process.Pid, name: name, neighbors: make(chan string, 4)}
 	lines := bufio.NewScanner(out)
 	found := make(chan string, 1)
 	go func() {
@@ -513,6 +556,14 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 			}
 		}
 		close(found)
+		for lines.Scan() {
+			if j, ok := strings.CutPrefix(lines.Text(), "neighbors "); ok {
+				select {
+				case s.neighbors <- j:
+				default:
+				}
+			}
+		}
 		io.Copy(io.Discard, out)
 	}()
 	select {
@@ -556,15 +607,20 @@ func measure(cfg *config, name, bin, profile string) (result, error) {
 		on = ", backend " + s.backend
 	}
 	fmt.Fprintf(os.Stderr, "  %s: pid %d on CPUs %s, %s%s\n", name, s.pid, r.cpusAllow, s.addr, on)
-	runtime.LockOSThread() // the generator's thread is pinned (see main)
-	g, err := loadgen.Dial(loadgen.Config{Addr: s.addr, Active: cfg.conns, Size: cfg.size, Rate: cfg.rate}, 10*time.Second)
-	runtime.UnlockOSThread()
+	var g generator
+	if cfg.load == "net" {
+		g, err = dialNet(s.addr, cfg.conns, cfg.size)
+	} else {
+		runtime.LockOSThread() // the generator's thread is pinned (see main)
+		g, err = loadgen.Dial(loadgen.Config{Addr: s.addr, Active: cfg.conns, Size: cfg.size, Rate: cfg.rate}, 10*time.Second)
+		runtime.UnlockOSThread()
+	}
 	if err != nil {
 		s.stop()
 		return r, err
 	}
 	defer g.Close()
-	err = measureLoad(g, cfg, s.pid, &r)
+	err = measureLoad(g, cfg, s, &r)
 	r.threadsEnd = threads(s.pid)
 	g.Close()
 	if err2 := s.stop(); err == nil && err2 != nil {
@@ -715,14 +771,25 @@ func threads(pid int) int {
 	return len(tasks)
 }
 
+// generator is a load generator: internal/loadgen's, or dialNet's.
+type generator interface {
+	Run(d time.Duration, measure bool) (loadgen.Result, error)
+	Close()
+}
+
 // measureLoad runs the closed loop on g, on this goroutine's thread:
 // warm-up, then the measured window, bounded by readings of the server's
-// CPU time.
-func measureLoad(g *loadgen.Gen, cfg *config, pid int, r *result) error {
+// CPU time (and, with -neighbors, by the server's neighbors' window).
+func measureLoad(g generator, cfg *config, s *server, r *result) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	pid := s.pid
 	if _, err := g.Run(cfg.warmup, false); err != nil {
 		return err
+	}
+	watch := cfg.neighbors && !slices.Contains(cServers, kind(s.name))
+	if watch {
+		s.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	cpu0, sched0, err := cpuTime(pid, cfg.clkTck)
 	if err != nil {
@@ -738,6 +805,18 @@ func measureLoad(g *loadgen.Gen, cfg *config, pid int, r *result) error {
 	cpu1, sched1, err := cpuTime(pid, cfg.clkTck)
 	if err != nil {
 		return err
+	}
+	if watch {
+		s.cmd.Process.Signal(syscall.SIGUSR2)
+		select {
+		case j := <-s.neighbors:
+			r.neighbors = new(neighbors.Report)
+			if err := json.Unmarshal([]byte(j), r.neighbors); err != nil {
+				return fmt.Errorf("the server's neighbors line: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			return errors.New("the server printed no neighbors line within 5s of SIGUSR2")
+		}
 	}
 	r.wall, r.msgs, r.genCPU = res.Wall, res.Msgs, selfCPU()-gen0
 	r.cpu, r.sched = cpu1-cpu0, sched1-sched0

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/muxkit/reactor/bench/internal/neighbors"
 	"github.com/muxkit/reactor/internal/loadgen"
 )
 
@@ -166,8 +168,12 @@ type total struct {
 // per second, p99, server CPU per message and its ratios to the net and C
 // servers', and the resident memory per idle connection.
 func summary(out io.Writer, cfg *config, all [][]result, idle map[string]idleResult) {
-	fmt.Fprintf(out, "%v measured per server, case and round after %v warm-up, %d rounds alternating; server on CPU %d, load generator on CPU %d\n",
-		cfg.duration, cfg.warmup, cfg.rounds, cfg.serverCPU, cfg.clientCPU)
+	load := "closed loop"
+	if cfg.rate > 0 {
+		load = fmt.Sprintf("open loop at %.0f msgs/s", cfg.rate)
+	}
+	fmt.Fprintf(out, "%v measured per server, case and round after %v warm-up, %d rounds alternating; server on CPU %d, load generator on CPU %d; %s, load %s\n%s\n",
+		cfg.duration, cfg.warmup, cfg.rounds, cfg.serverCPU, cfg.clientCPU, load, cfg.load, cfg.wake)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	rss := "RSS/idle conn B"
 	if cfg.idle > 0 {
@@ -212,8 +218,52 @@ func summary(out io.Writer, cfg *config, all [][]result, idle map[string]idleRes
 		}
 	}
 	w.Flush()
+	if cfg.neighbors {
+		neighborTable(out, cfg, all)
+	}
 	fmt.Fprintf(out, "CPU us/msg: the server's utime+stime over the messages echoed, all rounds; ! when in some round other processes took more than %d%% of the server's CPU\n", noisy)
 	if cfg.idle > 0 {
 		fmt.Fprintf(out, "RSS/conn: growth of the server's VmRSS with %d connections open, one %d-byte echo done on each, over a fresh process\n", cfg.idle, idleMsgSize)
 	}
+}
+
+// neighborTable prints what the rest of each Go server's program saw
+// (-neighbors): per case and server, the median over rounds of each
+// figure.
+func neighborTable(out io.Writer, cfg *config, all [][]result) {
+	fmt.Fprintln(out, "\nthe rest of the program beside each server, medians over rounds (us): a 1 ms sleeper's lateness, a ping-pong pair's round trip, runtime/metrics /sched/latencies and GC stop-the-world pauses, the heap goal")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "server\tconns\tsize\tsleeper runs/s\tlate p50\tlate p99\tlate max\tping p99\tsched p99\tGC pause p99\tGC pause max\theap goal MB\t")
+	for i, results := range all {
+		for _, name := range unique(cfg.servers) {
+			var rs []*neighbors.Report
+			for _, r := range results {
+				if r.server == name && r.neighbors != nil {
+					rs = append(rs, r.neighbors)
+				}
+			}
+			if len(rs) == 0 {
+				continue
+			}
+			med := func(f func(*neighbors.Report) float64) float64 {
+				x := make([]float64, len(rs))
+				for j, r := range rs {
+					x[j] = f(r)
+				}
+				slices.Sort(x)
+				return median(x)
+			}
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t\n", name, cfg.cases[i].conns, cfg.cases[i].size,
+				med(func(r *neighbors.Report) float64 { return float64(r.SleeperN) / r.Window }),
+				med(func(r *neighbors.Report) float64 { return r.LateP50 }),
+				med(func(r *neighbors.Report) float64 { return r.LateP99 }),
+				med(func(r *neighbors.Report) float64 { return r.LateMax }),
+				med(func(r *neighbors.Report) float64 { return r.PingP99 }),
+				med(func(r *neighbors.Report) float64 { return r.SchedP99 }),
+				med(func(r *neighbors.Report) float64 { return r.GCPauseP99 }),
+				med(func(r *neighbors.Report) float64 { return r.GCPauseMax }),
+				med(func(r *neighbors.Report) float64 { return r.HeapGoalMB }))
+		}
+	}
+	w.Flush()
 }

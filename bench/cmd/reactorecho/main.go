@@ -7,6 +7,12 @@
 //
 // It prints "listening on HOST:PORT", then "pid PID", and exits 0 on SIGINT
 // or SIGTERM after closing its clients (and writing the CPU profile).
+// With REACTORECHO_NEIGHBORS=1 the process also runs the rest of a
+// program beside the server (bench/internal/neighbors: a 1 ms sleeper, an
+// allocator, a ping-pong pair, and with REACTORECHO_SPIN=1 a goroutine
+// computing half the time): SIGUSR1 starts a window, SIGUSR2 prints
+// "neighbors JSON" with what they saw in it.
+//
 // Other models, as points of reference:
 //
 //   - net: goroutine-per-connection on Go's net package.
@@ -38,12 +44,13 @@ import (
 	"time"
 
 	"github.com/muxkit/reactor"
+	"github.com/muxkit/reactor/bench/internal/neighbors"
 	"github.com/muxkit/reactor/poller"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
-	loops := flag.Int("loops", 1, "event loops (reactor model)")
+	loops := flag.Int("loops", 1, "event loops (reactor model); 0: the Server's default, GOMAXPROCS")
 	backend := flag.String("backend", "", "backend of the reactor model: epoll, poll, select, kqueue or uring (default: $REACTOR_BACKEND, else the OS's default)")
 	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux); uring (a bare Go io_uring loop, linux); gnet, evio or nbio (those libraries, one event loop)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
@@ -56,8 +63,8 @@ func main() {
 			usage(err)
 		}
 	}
-	if *loops < 1 {
-		usage(fmt.Errorf("-loops %d: want at least 1", *loops))
+	if *loops < 0 {
+		usage(fmt.Errorf("-loops %d: want 0 (the default) or more", *loops))
 	}
 	switch *model {
 	case "reactor", "net", "raw", "rawpark", "uring", "gnet", "evio", "nbio":
@@ -82,6 +89,9 @@ func main() {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	if os.Getenv("REACTORECHO_NEIGHBORS") == "1" {
+		startNeighbors()
+	}
 	switch *model {
 	case "net":
 		err = serveNet(*addr, sig)
@@ -106,6 +116,24 @@ func main() {
 
 // finish writes the CPU profile, if one is being taken.
 var finish = func() {}
+
+// startNeighbors runs the rest of a program beside the server
+// (bench/internal/neighbors): SIGUSR1 starts a window, SIGUSR2 ends it
+// and prints "neighbors JSON" on stdout.
+func startNeighbors() {
+	n := neighbors.Start(os.Getenv("REACTORECHO_SPIN") == "1")
+	usr := make(chan os.Signal, 1)
+	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for s := range usr {
+			if s == syscall.SIGUSR1 {
+				n.Reset()
+				continue
+			}
+			fmt.Printf("neighbors %s\n", n.Report().JSON())
+		}
+	}()
+}
 
 func serveReactor(addr string, be poller.Backend, loops int, sig <-chan os.Signal) error {
 	be, err := reactor.ResolveBackend(be)
