@@ -108,29 +108,18 @@ func (a *acceptor) pause(err error) {
 		l.Warn("reactor: accept: out of file descriptors; pausing the listener", "err", err, "retry", d)
 	}
 	a.loop.AfterFunc(d, a.resume)
-	if e := a.loop.eng; e != nil {
-		if a.armed {
-			a.cancelAccept()
-		}
-		return
-	}
-	if err := a.loop.p.Modify(a.fd, uint64(a.handle), 0); err != nil {
+	if _, err := a.loop.eng.listen(a, false); err != nil {
 		a.loop.logError("pausing the listener", err, "fd", a.fd)
 	}
 }
 
+// resume ends a pause: the listener is accepted on again.
 func (a *acceptor) resume() {
 	if a.stopped {
 		return
 	}
 	a.paused = false
-	if a.loop.eng != nil {
-		if !a.armed {
-			a.armAccept()
-		}
-		return
-	}
-	if err := a.loop.p.Modify(a.fd, uint64(a.handle), poller.Readable); err != nil {
+	if _, err := a.loop.eng.listen(a, true); err != nil {
 		a.loop.logError("resuming the listener", err, "fd", a.fd)
 	}
 }
@@ -139,27 +128,25 @@ func (a *acceptor) resume() {
 // failure): it stops.
 func (a *acceptor) onStop(error) { a.stop() }
 
-// stop stops accepting: the listener leaves the poller and the table, and
-// is closed if the Server opened it. On the completion engine the accept in
-// flight is cancelled first, and the rest waits for its last completion
-// (see onAccepted), unless the loop has ended.
+// stop stops accepting: the listener leaves the engine and the table, and
+// is closed if the Server opened it. When the engine has an operation in
+// flight on it (the completion engine's accept), the release waits for
+// that operation's end.
 func (a *acceptor) stop() {
 	if a.stopped {
 		return
 	}
 	a.stopped = true
-	if e := a.loop.eng; e != nil {
-		if a.armed && !e.closed {
-			a.cancelAccept()
-			return
+	done := true
+	if !a.paused { // a paused listener is out of the engine already
+		var err error
+		if done, err = a.loop.eng.listen(a, false); err != nil {
+			a.loop.logError("stopping the listener", err, "fd", a.fd)
 		}
+	}
+	if done {
 		a.release()
-		return
 	}
-	if err := a.loop.p.Remove(a.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
-		a.loop.logError("removing the listener from the poller", err, "fd", a.fd)
-	}
-	a.release()
 }
 
 // release frees the stopped listener's table slot and closes it if the

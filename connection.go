@@ -63,7 +63,7 @@ func newService(h Handler, lim conn.Limits, idle time.Duration, maxIn int, keepA
 }
 
 // connState is a Conn's set of flags.
-type connState uint16
+type connState uint32
 
 const (
 	// stPaused: the write queue passed the high watermark, so the loop
@@ -108,6 +108,9 @@ const (
 	// stAgain: the last receive or send failed with EAGAIN; the next one
 	// waits for readiness first.
 	stAgain
+	// stShort: the last send left bytes queued (the socket may be full):
+	// a wait does not count on the next one completing at once.
+	stShort
 
 	stHeld = stStashed | stEOFHeld
 )
@@ -153,7 +156,7 @@ var closeReasons = [...]error{nil, io.EOF, ErrIdleTimeout, ErrServerClosed, ErrI
 type Conn struct {
 	loop   *Loop
 	svc    *service
-	want   poller.Events // the interest in the poller; 0: not in it
+	want   poller.Events // the interest in the poller (a readiness loop's, or a connect's); 0: not in it
 	why    uint8         // index in closeReasons of the reason a graceful close ends with
 	st     connState
 	active int64     // loop clock of the last read, for the idle timeout
@@ -217,34 +220,13 @@ func (c *Conn) Writev(bufs ...[]byte) (int, error) {
 	return c.writev(bufs)
 }
 
-// writev is Writev on a connected c. On the completion engine the bytes
-// are queued and sent now, with what was queued before, in one send.
+// writev is Writev on a connected c, through the engine (see engine.go).
 func (c *Conn) writev(bufs [][]byte) (int, error) {
-	l := c.loop
-	if l.eng != nil {
-		n, err := c.sock.Queuev(bufs)
-		if n > 0 {
-			l.tqueued += int64(n)
-			c.ringSend()
-			l.eng.submit()
-			c.dirty()
-		}
-		return n, err
+	n, err := c.loop.eng.writev(c, bufs)
+	if n > 0 {
+		c.dirty() // for the interest and the drain check, at the callback's end
 	}
-	before := c.sock.Pending()
-	n, err := c.sock.Writev(bufs)
-	if err != nil {
-		if errors.Is(err, conn.ErrQueueFull) {
-			return 0, err
-		}
-		c.closeNow(err)
-		return 0, err
-	}
-	after := c.sock.Pending()
-	l.tqueued += int64(after - before)
-	l.tout += int64(before + n - after)
-	c.dirty() // for the interest and the drain check, at the callback's end
-	return n, nil
+	return n, err
 }
 
 // Flush sends the queued bytes now rather than when the callback returns,
@@ -260,13 +242,7 @@ func (c *Conn) Flush() error {
 	if c.is(stConnecting) || c.sock.Pending() == 0 {
 		return nil
 	}
-	if err := c.flushQueue(); err != nil {
-		return err
-	}
-	if e := c.loop.eng; e != nil {
-		e.submit()
-	}
-	return nil
+	return c.loop.eng.send(c, true)
 }
 
 // dirty marks c written to: the loop flushes it when the callback returns.
@@ -275,25 +251,6 @@ func (c *Conn) dirty() {
 		c.st |= stDirty
 		c.loop.dirty = append(c.loop.dirty, c)
 	}
-}
-
-// flushQueue sends what is queued; an error closes c and is returned. On
-// the completion engine it starts a send, unless one is in flight.
-func (c *Conn) flushQueue() error {
-	l := c.loop
-	if l.eng != nil {
-		c.ringSend()
-		return nil
-	}
-	before := c.sock.Pending()
-	err := c.sock.Flush()
-	sent := before - c.sock.Pending()
-	l.tout += int64(sent)
-	l.tqueued -= int64(sent)
-	if err != nil {
-		c.closeNow(err)
-	}
-	return err
 }
 
 // Keep keeps the last n bytes of the data the current OnData got (the
@@ -443,14 +400,14 @@ func (c *Conn) endClose() {
 		return
 	}
 	c.st |= stDraining
-	if c.loop.eng == nil && c.drain() {
-		return // end of file already: closed
+	c.update()
+	if c.is(stClosed) {
+		return // the peer's end of file was there already
 	}
 	if c.idle != nil {
 		c.idle.Stop()
 	}
 	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.closeNow(c.reason()) })
-	c.update()
 }
 
 // drain reads and drops what the peer sends while draining; at its end of
@@ -550,7 +507,7 @@ func (c *Conn) onEvent(ev poller.Events) {
 		return
 	}
 	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.sock.Pending() > 0 {
-		if c.flushQueue() != nil {
+		if c.loop.eng.send(c, false) != nil {
 			return
 		}
 	}
@@ -569,20 +526,26 @@ func (c *Conn) read() {
 	n, err := c.sock.Read(l.buf)
 	switch {
 	case n > 0:
-		l.tin += int64(n)
-		c.active = l.now
-		data := l.buf[:n]
-		if c.in != nil {
-			c.in = c.in.add(data)
-			data = c.in.b
-		}
-		c.deliver(data)
+		c.arrived(l.buf[:n])
 	case errors.Is(err, conn.ErrWouldBlock):
 	case errors.Is(err, io.EOF):
 		c.peerEOF()
 	default:
 		c.closeNow(err)
 	}
+}
+
+// arrived serves bytes a read brought, on either engine: it counts them,
+// marks c active and offers them to OnData after the bytes kept before.
+func (c *Conn) arrived(data []byte) {
+	l := c.loop
+	l.tin += int64(len(data))
+	c.active = l.now
+	if c.in != nil {
+		c.in = c.in.add(data)
+		data = c.in.b
+	}
+	c.deliver(data)
 }
 
 // peerEOF acts on the peer's end of file: it has shut its side for
@@ -665,7 +628,7 @@ func (c *Conn) settle() {
 	if c.svc.drain != nil && !c.sock.BelowLowWater() {
 		c.st |= stDrainArmed
 	}
-	if c.sock.Pending() > 0 && c.flushQueue() != nil {
+	if c.sock.Pending() > 0 && c.loop.eng.send(c, false) != nil {
 		return
 	}
 	if c.is(stDrainArmed) && c.sock.BelowLowWater() {
@@ -684,11 +647,8 @@ func (c *Conn) settle() {
 	c.update()
 }
 
-// update applies backpressure and sets the poller interest c needs:
-// Readable while reading, Writable while bytes are queued. A connection
-// that wants neither leaves the poller until it does again: a
-// level-triggered poller reports a hang-up whatever the interest, and would
-// make the loop spin on it.
+// update applies backpressure (stop reading above the high watermark,
+// resume at the low one) and has the engine follow c's state.
 func (c *Conn) update() {
 	if c.is(stClosed) {
 		return
@@ -698,40 +658,7 @@ func (c *Conn) update() {
 	} else if c.is(stPaused) && c.sock.BelowLowWater() {
 		c.st &^= stPaused
 	}
-	if c.loop.eng != nil && !c.is(stConnecting) {
-		c.updateRing()
-		return
-	}
-	var want poller.Events
-	switch {
-	case c.is(stConnecting):
-		want = poller.Writable
-	case c.reading() || c.is(stDraining):
-		want = poller.Readable
-	}
-	if c.sock.Pending() > 0 {
-		want |= poller.Writable
-	}
-	if want == c.want {
-		return
-	}
-	l := c.loop
-	fd := c.sock.Fd()
-	var err error
-	switch {
-	case c.want == 0:
-		err = l.p.Add(fd, uint64(c.handle), want)
-	case want == 0:
-		err = l.p.Remove(fd)
-	default:
-		err = l.p.Modify(fd, uint64(c.handle), want)
-	}
-	if err != nil {
-		l.logError("changing a connection's poller interest", err, "fd", fd)
-		c.closeNow(err)
-		return
-	}
-	c.want = want
+	c.loop.eng.interest(c)
 }
 
 // onIdle fires the idle timer: close if nothing was read for the idle
@@ -780,18 +707,9 @@ func (c *Conn) closeNow(reason error) {
 		c.idle.Stop()
 	}
 	c.release()
-	fd := c.sock.Fd()
-	if c.want != 0 {
-		if err := l.p.Remove(fd); err != nil {
-			l.logError("removing a closed connection from the poller", err, "fd", fd)
-		}
-		c.want = 0
-	}
 	l.tqueued -= int64(c.sock.Pending())
-	if c.is(stRecv | stSend) {
-		c.cancelRing() // finishClose closes once they are done
-	} else {
-		c.finishClose()
+	if l.eng.abort(c) {
+		c.finishClose() // else once the engine's operations are done
 	}
 	l.stats.closed(reason)
 	if c.svc.srv != nil {
@@ -815,8 +733,9 @@ func (c *Conn) finishClose() {
 }
 
 // newConn wraps fd, which it owns from now on (closing it on failure), as a
-// Conn of l for svc, registered with interest want; on l's goroutine. On the
-// completion engine a reading connection gets its receive instead.
+// Conn of l for svc, and has the engine start on it: reading (want
+// Readable), or watching a Dialer's connect (want Writable); on l's
+// goroutine.
 func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) {
 	c := &Conn{loop: l, svc: svc, want: want}
 	if err := c.sock.Init(fd, &svc.limits); err != nil {
@@ -829,13 +748,7 @@ func (l *Loop) newConn(fd int, svc *service, want poller.Events) (*Conn, error) 
 		return nil, err
 	}
 	c.handle = h
-	if l.eng != nil && want == poller.Readable {
-		c.want = 0
-		c.armRecv()
-		l.stats.open.Add(1)
-		return c, nil
-	}
-	if err := l.p.Add(fd, uint64(h), want); err != nil {
+	if err := l.eng.open(c); err != nil {
 		l.tab.Delete(h)
 		c.sock.Close()
 		return nil, err

@@ -7,13 +7,54 @@ import (
 	"github.com/muxkit/reactor/poller"
 )
 
+// An engine moves a loop's bytes. A Loop has one of two:
+//
+//   - readiness (readiness.go), over any poller.Poller: the loop waits
+//     until fds are ready, then reads and writes them with system calls of
+//     its own;
+//   - completion (completion_*linux.go, Backend Uring), over linux's
+//     io_uring: the loop hands the kernel the reads and writes themselves
+//     and collects what they did, one io_uring_enter per turn.
+//
+// The loop, its connections and its acceptors reach an engine only through
+// these verbs, as runtime/netpoll.go lists what each platform defines; the
+// shared files do not ask which engine they run on:
+//
+//	turn(timeout)    wait by the loop's rule (Loop.block) for up to timeout,
+//	                 then serve what is ready; report whether anything was
+//	open(c)          start reading c, a connection just put in the table
+//	send(c, now)     send c's queue: now, or by the end of the turn
+//	writev(c, bufs)  send c's queue and then bufs, now
+//	interest(c)      follow c's state: reading or not, bytes queued or not,
+//	                 draining after a graceful close
+//	abort(c)         c is closed: stop its operations; report whether its
+//	                 fd may be closed now (else finishClose closes it when
+//	                 the last operation ends)
+//	listen(a, on)    accept on a's listener, or stop; report whether the
+//	                 listener may be released now
+//	close()          release the engine as its loop ends
+//
+// Both give the bytes a read brought to Conn.arrived, which serves them
+// the same way on either engine.
+type engine interface {
+	backend() poller.Backend
+	turn(timeout time.Duration) (served bool, err error)
+	open(c *Conn) error
+	send(c *Conn, now bool) error
+	writev(c *Conn, bufs [][]byte) (int, error)
+	interest(c *Conn)
+	abort(c *Conn) bool
+	listen(a *acceptor, on bool) (done bool, err error)
+	close()
+}
+
 // Uring names the completion engine: a Server or Group with Backend Uring,
 // or $REACTOR_BACKEND=uring, runs its loops on linux's io_uring instead of
-// a readiness poller. Handlers cannot tell the difference; see the package
-// documentation's section on the engine for what changes underneath (who
-// waits where, how many system calls a message costs). It needs linux 6.1
-// or later with io_uring allowed; elsewhere asking for it is an error
-// matching errors.ErrUnsupported, never a quiet fallback to epoll.
+// a readiness poller. Handlers cannot tell the difference; the package
+// documentation's section on the engine says what changes underneath. It
+// needs linux 5.19 or later with io_uring allowed; elsewhere asking for it
+// is an error matching errors.ErrUnsupported, never a quiet fallback to
+// epoll.
 const Uring = poller.Uring
 
 // Backends lists the backends a Server or Group can run on here:
@@ -31,9 +72,9 @@ func Backends() []poller.Backend {
 // machine, or why not, as an error matching errors.ErrUnsupported: not
 // linux, io_uring missing or disabled (kernel.io_uring_disabled, a seccomp
 // filter), or a kernel older than the features and operations it uses
-// (receives into provided buffer rings, 5.19; single-issuer rings with
-// deferred task running, 6.1). The kernel is probed once per process;
-// safe from any goroutine.
+// (cooperative task running and receives into provided buffer rings,
+// linux 5.19). The kernel is probed once per process; safe from any
+// goroutine.
 func UringSupport() error { return ringSupport() }
 
 // checkBackend refuses, before any socket exists, a backend the engine
@@ -48,84 +89,65 @@ func checkBackend(b poller.Backend) error {
 	return nil
 }
 
-// UringConfig tunes how a loop on the completion engine (Backend Uring)
-// waits; other backends ignore it. The zero value is the default. The
-// package documentation's section on the engine says what each knob
-// trades, with measurements.
+// UringConfig tunes a loop on the completion engine (Backend Uring); other
+// backends ignore it. The zero value is the default.
 type UringConfig struct {
-	// Hold is how long a loop that has just served completions waits for
-	// the next one while keeping its P, in a raw system call. The engine's
-	// loop is locked to its thread (its ring has one issuer), and for such
-	// a loop a short blocking wait is dear: the runtime hands the idle P
-	// to another thread and back, two thread switches a wait. Holding
-	// (and waiting through the sends that complete as they are submitted)
-	// cut the CPU per message from 2.1x the C epoll server's to 0.96x at
-	// one connection, and from 1.2-1.3x to 0.94-0.96x at 100 and 1000.
+	// BatchWait bounds wake batching. A loop that has served receives on
+	// many connections lately (those that received in the loop clock's
+	// current or previous millisecond) waits for completions from half
+	// of them, at most 128, for at most BatchWait, and after that for any
+	// one: it sleeps and wakes once for a batch instead of once a message.
+	// A loop with fewer than four such connections waits for one, so a
+	// lone request-response client is never held up. The price is at most
+	// BatchWait of added latency for a message that arrives while a batch
+	// is waited for, paid at each step of a chain of dependent round trips
+	// through one loop (a proxy's client leg, then its server leg) when few
+	// messages are in flight: turn it off, or shorten it, for such a loop
+	// if that latency matters more than CPU. Batching pays in proportion
+	// to what one sleep and wake costs the machine (docs/io_uring.md).
 	//
-	// The cost: while a loop holds its P no other goroutine runs on it.
-	// Idle Ps take them; when every P is held they wait until the next
-	// completion or the end of the hold. The worst case is a peer on the
-	// same P, such as an in-process client with GOMAXPROCS=1: every round
-	// trip then waits out the hold (5 ms instead of 0.2 ms). Turn it off
-	// or shorten it where the loops share their Ps with other work;
-	// bounds shorter than the kernel's tick (4 ms at HZ=250) also cost
-	// CPU, since each then reprograms the timer hardware.
-	//
-	// A hold also waits through the sends its turn submitted, so that a
-	// send the kernel completes at once does not end it: a send that
-	// instead has to wait for room in the socket can keep another
-	// completion waiting with it, again for at most the hold.
-	//
-	// Zero means DefaultUringHold; negative turns it off; at most 10 ms.
-	Hold time.Duration
-	// BatchWait bounds wake batching. A loop that has served receives
-	// on many connections lately (those that received in the loop
-	// clock's current or previous millisecond) waits for completions
-	// from half of them, at most 128, for at most BatchWait, and after
-	// that for any one: it sleeps and wakes once for a batch instead of
-	// once a message. A loop with fewer than four such connections waits
-	// for one, so a lone request-response client is never held up. At 100
-	// and 1000 connections this cut the CPU per message from 0.91-0.92x
-	// the C epoll server's to 0.59-0.76x, with p99 about the same under
-	// an open loop, and left one connection as it was (docs/io_uring.md).
-	// The price is at most BatchWait of added latency for a message that
-	// arrives when a batch is being waited for, paid at each step of a
-	// chain of dependent round trips through one loop (a proxy's client
-	// leg, then its server leg) when few messages are in flight: turn it
-	// off, or shorten it, for such a loop if that latency matters more
-	// than the CPU.
-	//
-	// The wait needs linux 6.12 (a minimum wait in io_uring_enter).
-	// Zero means DefaultUringBatchWait where the kernel has it and no
-	// batching where it does not (said once, at Info, to the Server's or
-	// Group's Logger); a positive value requires it, and the Server
-	// or Group does not start without it, with an error matching
-	// errors.ErrUnsupported; negative turns batching off. At most 10 ms;
-	// the kernel counts whole microseconds, so less than one is refused.
+	// The wait needs linux 6.12 (a minimum wait in io_uring_enter). Zero
+	// means DefaultUringBatchWait where the kernel has it and no batching
+	// where it does not (said once, at Info, to the Server's or Group's
+	// Logger); a positive value requires it, and the Server or Group does
+	// not start without it, with an error matching errors.ErrUnsupported;
+	// negative turns batching off. At most 10 ms; the kernel counts whole
+	// microseconds, so less than one is refused.
 	BatchWait time.Duration
+	// Buffers caps the loop's receive buffers, 4 KiB each, shared by all
+	// its connections (an idle connection holds none). The loop starts
+	// with 64 and doubles them whenever a receive finds none free, up to
+	// Buffers; they are mapped outside the Go heap, and a loop's memory
+	// for them is what its busiest moment needed. Zero means
+	// DefaultUringBuffers; otherwise a power of two from 64 to 32768.
+	Buffers int
 }
 
 // DefaultUringBatchWait is UringConfig.BatchWait's default where the
 // kernel has the minimum wait.
 const DefaultUringBatchWait = 100 * time.Microsecond
 
-// DefaultUringHold is UringConfig.Hold's default.
-const DefaultUringHold = 5 * time.Millisecond
+// DefaultUringBuffers is UringConfig.Buffers' default: at most 4 MiB of
+// receive buffers per loop.
+const DefaultUringBuffers = 1024
 
-// maxUringWait caps UringConfig's durations: the runtime itself preempts a
-// goroutine that has run for 10 ms.
+// maxUringWait caps UringConfig.BatchWait.
 const maxUringWait = 10 * time.Millisecond
 
-// resolve applies the defaults and checks the bounds.
+// resolve applies the defaults that do not depend on the kernel and checks
+// the bounds.
 func (c UringConfig) resolve() (UringConfig, error) {
-	if c.Hold == 0 {
-		c.Hold = DefaultUringHold
-	}
-	if c.Hold > maxUringWait || c.BatchWait > maxUringWait {
-		return c, fmt.Errorf("reactor: UringConfig{Hold: %v, BatchWait: %v}: at most %v each", c.Hold, c.BatchWait, maxUringWait)
+	if c.BatchWait > maxUringWait {
+		return c, fmt.Errorf("reactor: UringConfig.BatchWait %v: at most %v", c.BatchWait, maxUringWait)
 	}
 	if c.BatchWait > 0 && c.BatchWait < time.Microsecond {
 		return c, fmt.Errorf("reactor: UringConfig.BatchWait %v: the kernel counts whole microseconds", c.BatchWait)
+	}
+	if c.Buffers == 0 {
+		c.Buffers = DefaultUringBuffers
+	}
+	if c.Buffers < ringBufsMin || c.Buffers > 1<<15 || c.Buffers&(c.Buffers-1) != 0 {
+		return c, fmt.Errorf("reactor: UringConfig.Buffers %d: want a power of two from %d to 32768", c.Buffers, ringBufsMin)
 	}
 	return c, nil
 }

@@ -3,9 +3,7 @@ package reactor
 import "github.com/muxkit/reactor/poller"
 
 // newTestLoop returns a loop on backend b that no goroutine runs: the test
-// turns it with serveOnce, on the goroutine that called newTestLoop (on
-// the engine that goroutine is locked to its thread, the ring's issuer,
-// until closeTestLoop).
+// turns it with serveOnce, on its own goroutine.
 func newTestLoop(b poller.Backend) (*Loop, error) {
 	ring := b == Uring
 	if ring {
@@ -15,27 +13,18 @@ func newTestLoop(b poller.Backend) (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := newLoop(p)
-	if ring {
-		if l.eng, err = newEngine(p.(poller.FDPoller).Fd(), UringConfig{}); err != nil {
-			p.Close()
-			return nil, err
-		}
-		if err := l.eng.start(); err != nil {
-			l.eng.close()
-			p.Close()
-			return nil, err
-		}
+	l, _, err := newLoop(p, ring, UringConfig{})
+	if err != nil {
+		p.Close()
+		return nil, err
 	}
 	return l, nil
 }
 
 // closeTestLoop releases what newTestLoop made; the engine's connections
-// still closing finish first (see closeEngine).
+// still closing finish first (see completion.close).
 func closeTestLoop(l *Loop) {
-	if l.eng != nil {
-		l.closeEngine()
-	}
+	l.eng.close()
 	l.p.Close()
 }
 

@@ -92,33 +92,25 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 			g.closePollers()
 			return nil, err
 		}
-		l := newLoop(p)
-		l.log = cfg.Logger
-		if ring {
-			if l.eng, err = newEngine(p.(poller.FDPoller).Fd(), cfg.Uring); err != nil {
-				p.Close()
-				g.closePollers()
-				return nil, fmt.Errorf("reactor: backend uring: %w", err)
-			}
-			if l.eng.note != "" && len(g.loops) == 0 && cfg.Logger != nil {
-				cfg.Logger.Info(l.eng.note) // once: the kernel is every loop's
-			}
+		l, note, err := newLoop(p, ring, cfg.Uring)
+		if err != nil {
+			p.Close()
+			g.closePollers()
+			return nil, fmt.Errorf("reactor: backend uring: %w", err)
 		}
-		l.rpark = newRuntimePark(l)
+		l.log = cfg.Logger
+		if note != "" && len(g.loops) == 0 && cfg.Logger != nil {
+			cfg.Logger.Info(note) // once: the kernel is every loop's
+		}
 		g.loops = append(g.loops, l)
 	}
 	return g, nil
 }
 
-// closePollers releases the pollers of loops that never ran.
+// closePollers releases the engines and pollers of loops that never ran.
 func (g *Group) closePollers() {
 	for _, l := range g.loops {
-		if l.rpark != nil {
-			l.rpark.close()
-		}
-		if l.eng != nil {
-			l.eng.close()
-		}
+		l.eng.close()
 		l.p.Close()
 	}
 }

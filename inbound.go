@@ -49,9 +49,12 @@ func (x *inbound) free() {
 	}
 }
 
-// add appends p, moving to a larger buffer if x has no room, and returns
-// the buffer that holds the bytes.
+// add appends p, moving to a larger buffer if x has no room (or is nil),
+// and returns the buffer that holds the bytes.
 func (x *inbound) add(p []byte) *inbound {
+	if x == nil {
+		x = newInbound(len(p))
+	}
 	if len(x.b)+len(p) > cap(x.b) {
 		y := newInbound(len(x.b) + len(p))
 		y.b = append(y.b, x.b...)

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/muxkit/reactor/fdtable"
 	"github.com/muxkit/reactor/poller"
 )
@@ -37,45 +35,22 @@ type target interface {
 	onStop(reason error)
 }
 
-// Loop is one event loop: one goroutine, one Poller, its own fd table,
-// timers and read buffer. Loops come in a Group (NewGroup), which runs
-// each on its own goroutine; a Server runs a Group of its own.
+// Loop is one event loop: one goroutine, one engine (a Poller, or the
+// io_uring completion engine), its own fd table, timers and read buffer.
+// Loops come in a Group (NewGroup), which runs each on its own goroutine; a
+// Server runs a Group of its own.
 //
 // Post is safe from any goroutine. Everything else (Watch, AfterFunc, the
 // methods of Watch, Timer and Conn) belongs to the loop goroutine: call it
 // from a callback the loop runs (OnReady, a handler, a timer or a posted
 // function), or Post a function that calls it.
 //
-// # Waiting without holding a P
-//
-// A goroutine blocked in a system call keeps its P (the runtime's right to
-// run Go code), and the goroutines it has just made runnable (the readers a
-// Watcher signalled, a goroutine waiting for a posted function's result)
-// sit in that P's run queue until the runtime's monitor thread takes the P
-// back, 20 us to 10 ms later. So after a turn that ran a Watcher, a timer
-// or a posted function (the ways a loop hands work to goroutines), the
-// loop's next blocking wait parks in Go's netpoller on the poller's own fd
-// (epoll, kqueue), which leaves the P to what the turn made runnable and
-// sleeps only when nothing is; on poll and select, which have no such fd,
-// it yields (runtime.Gosched) before it blocks.
-//
-// After a turn that served only Server connections, whose handlers run on
-// the loop itself, the loop yields twice (runtime.Gosched) and then blocks
-// in the poller's Wait: goroutines a handler woke (a channel send to a
-// worker) run first, except when the scheduler's fairness check picks the
-// loop from the global run queue before them, once in 61 schedules. The
-// yield also made the Server's echo path cheaper, measured against the C
-// epoll server (bench/cmd/cpumsg, 4 alternating rounds, server pinned):
-// 1.64x -> 1.08x its CPU per message at 1 connection, 1.26x -> 1.10x at
-// 100, 1.21x -> 1.01x at 1000, and p99 at 1 connection 130 -> 105 us
-// (gnet 106 us in the same run). Without the yields the runtime's monitor
-// takes the P from most waits of a few tens of microseconds and hands it
-// to another thread that finds nothing to run (seen on a completion
-// engine loop that waited this way: cpumsg -threads showed four busy
-// threads instead of one, 2x the CPU); why a yield before the wait
-// prevents that is not traced. A loop on the completion engine, locked to
-// its thread, cannot yield cheaply and waits otherwise (see
-// UringConfig.Hold).
+// A loop shares its program with other goroutines, timers and the garbage
+// collector, and leaves them their turn as promptly as Go's own net
+// package does: it never blocks in a system call while goroutines it made
+// runnable wait for its P (it parks in Go's netpoller, or yields first),
+// and it yields to the scheduler at least every 100 us while it serves.
+// Its goroutine is not locked to an OS thread, on either engine.
 type Loop struct {
 	p       poller.Poller
 	tab     fdtable.Table[target]
@@ -85,10 +60,11 @@ type Loop struct {
 	start   time.Time
 	now     int64        // loop clock: nanoseconds since start, updated after every Wait
 	busy    bool         // the last turn served something: yield before blocking
-	woke    bool         // it ran a Watcher, a timer or a posted function (see wait)
+	woke    bool         // it ran a Watcher, a timer or a posted function (see block)
 	watched bool         // this turn ran a Watcher
-	rpark   *runtimePark // nil where the poller has no pollable fd
-	eng     *engine      // the completion engine (Backend Uring); nil on a readiness loop
+	yielded int64        // loop clock when the loop last yielded or waited (see pace)
+	paced   int          // events served since pace last read the clock
+	eng     engine       // how the loop moves bytes (engine.go)
 	ctx     any          // SetContext's value
 	log     *slog.Logger // nil: errors are not logged
 
@@ -117,25 +93,33 @@ type Loop struct {
 	err      error         // why run returned, if not a stop
 }
 
-// newLoop returns a loop over p, not yet running.
-func newLoop(p poller.Poller) *Loop {
-	return &Loop{
+// newLoop returns a loop over p, not yet running: on the readiness
+// engine, or with ring on the completion engine tuned by cfg, for which it
+// also returns what the defaults could not have on this kernel, to log
+// ("" if nothing). On failure p is left to the caller.
+func newLoop(p poller.Poller, ring bool, cfg UringConfig) (*Loop, string, error) {
+	l := &Loop{
 		p:      p,
 		events: make([]poller.Event, eventBatch),
 		buf:    make([]byte, readBufferSize),
 		start:  time.Now(),
 		done:   make(chan struct{}),
 	}
+	if !ring {
+		l.eng = newReadiness(l)
+		return l, "", nil
+	}
+	e, note, err := newCompletion(l, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	l.eng = e
+	return l, note, nil
 }
 
 // Backend reports the backend the loop waits with, Uring for the
 // completion engine; safe from any goroutine.
-func (l *Loop) Backend() poller.Backend {
-	if l.eng != nil {
-		return poller.Uring
-	}
-	return l.p.Backend()
-}
+func (l *Loop) Backend() poller.Backend { return l.eng.backend() }
 
 // Done returns a channel closed when the loop has ended; safe from any
 // goroutine.
@@ -235,26 +219,21 @@ func (l *Loop) run() {
 	l.exit()
 }
 
-// serveOnce is one turn of the loop: wait up to timeout, serve the events,
-// fire due timers, run posted work.
+// serveOnce is one turn of the loop: wait up to timeout and serve what
+// is ready (the engine's turn), fire due timers, run posted work.
 func (l *Loop) serveOnce(timeout time.Duration) error {
-	if l.eng != nil {
-		return l.serveRing(timeout)
-	}
-	n, err := l.wait(timeout)
+	served, err := l.eng.turn(timeout)
 	if err != nil {
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-		// The contract has Wait retry EINTR, but a Poller from
-		// Server.NewPoller may not: serve timers and posts, wait again.
-		n = 0
+		return err
 	}
+	l.endTurn(served)
+	return nil
+}
+
+// beginTurn starts serving a turn, after the engine's wait.
+func (l *Loop) beginTurn() {
 	l.now = l.clock()
 	l.watched = false
-	l.serveEvents(n)
-	l.endTurn(n > 0)
-	return nil
 }
 
 // endTurn ends a turn that served events or completions (served) or not:
@@ -282,6 +261,9 @@ func (l *Loop) serveEvents(n int) {
 		t.onEvent(ev.Events)
 		if len(l.dirty) > 0 {
 			l.flushDirty()
+		}
+		if l.paceDue() {
+			l.yield()
 		}
 	}
 }
@@ -376,12 +358,7 @@ func (l *Loop) exit() {
 	l.exited = true
 	l.postMu.Unlock()
 	l.runPosted()
-	if l.rpark != nil {
-		l.rpark.close()
-	}
-	if l.eng != nil {
-		l.closeEngine()
-	}
+	l.eng.close()
 	l.p.Close()
 }
 

@@ -370,11 +370,7 @@ func (s *Server) start() error {
 		h, err := a.loop.tab.Put(fd, a)
 		if err == nil {
 			a.handle = h
-			if a.loop.eng != nil {
-				a.armAccept() // submitted by the loop's first turn
-			} else {
-				err = a.loop.p.Add(fd, uint64(h), poller.Readable)
-			}
+			_, err = a.loop.eng.listen(a, true)
 		}
 		if err != nil {
 			g.closePollers()

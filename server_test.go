@@ -573,7 +573,7 @@ func TestStaleEventInOneBatch(t *testing.T) {
 		if l, err = newTestLoop(b); err != nil {
 			t.Fatal(err)
 		}
-		defer l.p.Close()
+		defer closeTestLoop(l)
 		svc = newService(srv.Handler, Limits{}, 0, 0, 0)
 		var peers []int
 		for _, cp := range []**Conn{&first, &second} {

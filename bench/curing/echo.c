@@ -9,6 +9,10 @@
  * completes. The loop hands the kernel every new submission and waits
  * for completions in one io_uring_enter.
  *
+ * With URING_ONESHOT=1 each client has one receive armed at a time,
+ * armed again after each completion, as the reactor's engine does,
+ * instead of a multishot receive.
+ *
  * With URING_COOP=1 the ring uses cooperative task running
  * (IORING_SETUP_COOP_TASKRUN with TASKRUN_FLAG, linux 5.19) instead of a
  * single issuer with deferred task running, as the reactor's engine does.
@@ -110,9 +114,14 @@ static void arm_accept(int lfd) {
 	io_uring_sqe_set_data64(s, tag(OP_ACCEPT, lfd, 0));
 }
 
+static int oneshot; /* URING_ONESHOT=1: one receive at a time, as the reactor's engine arms them */
+
 static void arm_recv(int fd) {
 	struct io_uring_sqe *s = sqe();
-	io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
+	if (oneshot)
+		io_uring_prep_recv(s, fd, NULL, 0, 0);
+	else
+		io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
 	s->flags |= IOSQE_BUFFER_SELECT;
 	s->buf_group = BGID;
 	io_uring_sqe_set_data64(s, tag(OP_RECV, fd, 0));
@@ -171,6 +180,8 @@ int main(int argc, char **argv) {
 	sigaction(SIGTERM, &sa, NULL);
 
 	const char *coop = getenv("URING_COOP");
+	const char *os = getenv("URING_ONESHOT");
+	oneshot = os && strcmp(os, "1") == 0;
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
 	if (coop && strcmp(coop, "1") == 0)
 		p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;

@@ -1,8 +1,8 @@
 // Package uring is linux's io_uring, bare: a submission queue and a
 // completion queue the process shares with the kernel through mmap, and
 // io_uring_enter to hand over submissions and wait for completions. It is
-// the ground the reactor's completion engine is to be built on (issue 13);
-// it knows nothing of connections or loops.
+// the ground the reactor's completion engine is built on; it knows nothing
+// of connections or loops.
 //
 // # Memory ordering
 //
@@ -24,7 +24,7 @@
 // the acquire and release liburing uses, and cost the same on amd64.
 //
 // A Ring is not safe for concurrent use: one goroutine, the loop's, owns
-// it. New reports a kernel without io_uring, with io_uring disabled
+// it (on any thread, unless the ring was set up with SetupSingleIssuer). New reports a kernel without io_uring, with io_uring disabled
 // (kernel.io_uring_disabled) or refused by a seccomp filter, and Require a
 // missing opcode, with errors matching errors.ErrUnsupported.
 package uring

@@ -13,7 +13,6 @@ import (
 
 // Setup flags (io_uring_setup's params.flags) the engine may ask for.
 const (
-	SetupRDisabled    = 1 << 6  // IORING_SETUP_R_DISABLED: the ring starts disabled until Enable
 	SetupClamp        = 1 << 4  // IORING_SETUP_CLAMP: clamp entries to the kernel's maximum
 	SetupSubmitAll    = 1 << 7  // IORING_SETUP_SUBMIT_ALL: go on submitting after a failed entry
 	SetupCoopTaskrun  = 1 << 8  // IORING_SETUP_COOP_TASKRUN: no interrupting IPI for task work
@@ -79,9 +78,6 @@ const (
 // io_uring_register opcodes.
 const (
 	registerProbe      = 8
-	registerEventfd    = 4
-	unregisterEventfd  = 5
-	registerEnable     = 12 // IORING_REGISTER_ENABLE_RINGS
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
 	probeOpSupported   = 1 << 0 // IO_URING_OP_SUPPORTED
@@ -167,11 +163,10 @@ type Ring struct {
 
 // New sets up a ring with room for entries submissions (rounded up to a
 // power of two by the kernel) and the setup flags given. With
-// SetupSingleIssuer the ring belongs to one OS thread, the one that made
-// it or, with SetupRDisabled, the one that calls Enable: io_uring_enter
-// and io_uring_register from another thread fail with EEXIST, so the
-// goroutine that owns the ring locks itself to its thread
-// (runtime.LockOSThread) for the ring's life. No kernel support
+// SetupSingleIssuer the ring belongs to the OS thread that made it:
+// io_uring_enter and io_uring_register from another thread fail with
+// EEXIST, so the goroutine that owns such a ring locks itself to its
+// thread (runtime.LockOSThread) for the ring's life. No kernel support
 // (ENOSYS), io_uring disabled by sysctl or a seccomp filter (EPERM), and a
 // setup flag this kernel does not have (EINVAL) are errors matching
 // errors.ErrUnsupported.
@@ -284,38 +279,12 @@ func (r *Ring) flush() uint32 {
 	return r.sqeTail - atomic.LoadUint32(r.sqHead)
 }
 
-// Enable starts a ring set up with SetupRDisabled; with SetupSingleIssuer
-// the calling thread becomes the only one that may submit.
-func (r *Ring) Enable() error { return r.register(registerEnable, nil, 0) }
-
-// RegisterEventfd has the kernel signal eventfd fd whenever completions
-// are posted and, on a SetupDeferTaskrun ring, whenever work is queued
-// that the next io_uring_enter with GETEVENTS will run and complete: fd
-// turns readable when a wait would find something. UnregisterEventfd
-// stops it.
-func (r *Ring) RegisterEventfd(fd int) error {
-	v := int32(fd)
-	return r.register(registerEventfd, unsafe.Pointer(&v), 1)
-}
-
-// UnregisterEventfd undoes RegisterEventfd.
-func (r *Ring) UnregisterEventfd() error { return r.register(unregisterEventfd, nil, 0) }
-
-// register is io_uring_register, raw: none of its uses here blocks.
-func (r *Ring) register(op uintptr, arg unsafe.Pointer, n uintptr) error {
-	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), op, uintptr(arg), n, 0, 0)
-	if errno != 0 {
-		return os.NewSyscallError("io_uring_register", errno)
-	}
-	return nil
-}
-
 // SubmitAndGet hands the kernel the entries filled since the last Submit
 // and, on a SetupDeferTaskrun ring, runs the work queued for completions
 // (which otherwise waits for a Wait), without waiting. It is one raw
 // io_uring_enter and does not allocate.
 func (r *Ring) SubmitAndGet() error {
-	_, err := r.enter(r.flush(), 0, enterGetEvents, nil, true)
+	_, err := r.enter(r.flush(), 0, enterGetEvents, nil)
 	return err
 }
 
@@ -327,7 +296,7 @@ func (r *Ring) Submit() (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	return r.enter(n, 0, 0, nil, true)
+	return r.enter(n, 0, 0, nil)
 }
 
 // getEventsArg is struct io_uring_getevents_arg.
@@ -344,26 +313,12 @@ type getEventsArg struct {
 // after that returns at the first completion: a busy loop sleeps and wakes
 // once for many completions, a quiet one is not held up. A timeout is not
 // an error: the caller looks at what is ready. The call blocks the thread
-// (a Syscall, so the runtime can hand the goroutine's P to others).
+// as a Syscall, so the runtime can hand the goroutine's P to others while
+// it waits; a signal that interrupts it is retried. It does not allocate.
 func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
-	return r.wait(n, timeout, minWait, false)
-}
-
-// WaitRaw is Wait as a raw system call: the goroutine keeps its P while
-// it blocks, so nothing else runs on that P meanwhile (other Ps may take
-// its waiting goroutines), and the runtime's monitor does not hand the P
-// to another thread, which costs two thread switches when the wait is
-// short. The caller bounds timeout. A signal ends the wait early
-// without an error (the runtime's preemption request is one), so the
-// goroutine goes back to Go code where the request can be served.
-func (r *Ring) WaitRaw(n uint32, timeout, minWait time.Duration) error {
-	return r.wait(n, timeout, minWait, true)
-}
-
-func (r *Ring) wait(n uint32, timeout, minWait time.Duration, raw bool) error {
 	toSubmit := r.flush()
 	if timeout < 0 && minWait <= 0 {
-		_, err := r.enter(toSubmit, n, enterGetEvents, nil, raw)
+		_, err := r.enter(toSubmit, n, enterGetEvents, nil)
 		return err
 	}
 	arg := &r.waitArg
@@ -378,18 +333,18 @@ func (r *Ring) wait(n uint32, timeout, minWait time.Duration, raw bool) error {
 		}
 		arg.minWaitUs = uint32(minWait / time.Microsecond)
 	}
-	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, arg, raw)
+	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, arg)
 	if err == unix.ETIME {
 		err = nil
 	}
 	return err
 }
 
-// enter is io_uring_enter. With GETEVENTS and not raw it is a Syscall,
-// which lets the runtime hand the goroutine's P to others while it blocks;
-// otherwise a RawSyscall, which keeps the P. EINTR is retried, except by a
-// raw wait, which returns (see WaitRaw).
-func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg, raw bool) (int, error) {
+// enter is io_uring_enter. A wait (GETEVENTS with minComplete > 0) is a
+// Syscall, which lets the runtime hand the goroutine's P to others while it
+// blocks; anything else is a RawSyscall, which does not block. EINTR is
+// retried.
+func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg) (int, error) {
 	for {
 		var n uintptr
 		var errno unix.Errno
@@ -397,7 +352,7 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg, raw
 		if arg != nil {
 			argsz = unsafe.Sizeof(*arg)
 		}
-		if flags&enterGetEvents == 0 || raw {
+		if flags&enterGetEvents == 0 || minComplete == 0 {
 			n, _, errno = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(unsafe.Pointer(arg)), argsz)
 		} else {
 			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(unsafe.Pointer(arg)), argsz)
@@ -406,9 +361,6 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg, raw
 		case 0:
 			return int(n), nil
 		case unix.EINTR:
-			if raw && minComplete > 0 {
-				return 0, nil
-			}
 			toSubmit = r.sqeTail - atomic.LoadUint32(r.sqHead)
 			continue
 		case unix.ETIME:
@@ -510,46 +462,78 @@ type bufReg struct {
 // thousand idle connections with a receive armed hold no buffer each. The
 // completion names the buffer (CQE.Flags >> 16); the kernel does not reuse
 // it until Recycle and Publish hand it back.
+//
+// The buffers are mapped outside the Go heap (they add nothing to what
+// the garbage collector scans or paces itself by), and only those given
+// to the kernel so far (Provided, Grow) are ever touched: the kernel takes
+// buffers in the order they were handed over, so every buffer provided is
+// touched in turn, and the memory resident is Provided() x Size().
 type BufRing struct {
-	r       *Ring
-	mem     []byte // the mmap'd ring of entries
-	entries []bufEntry
-	mask    uint16
-	tail    uint16 // local: entries added since the last Publish are not seen yet
-	bgid    uint16
-	data    []byte // the buffers, size bytes each, kept alive while registered
-	size    int
+	r        *Ring
+	mem      []byte // the mmap'd ring of entries
+	entries  []bufEntry
+	mask     uint16
+	tail     uint16 // local: entries added since the last Publish are not seen yet
+	bgid     uint16
+	data     []byte // the buffers, size bytes each, mmap'd
+	size     int
+	provided int // buffers 0..provided-1 are the kernel's or in use
 }
 
-// NewBufRing registers a ring of n buffers (a power of two, at most 32768)
-// of size bytes each as buffer group bgid, every buffer given to the
-// kernel. A kernel without provided buffer rings is an error matching
+// NewBufRing registers a ring with room for n buffers (a power of two, at
+// most 32768) of size bytes each as buffer group bgid, and gives the
+// kernel the first provide of them (1 <= provide <= n); Grow gives more. A
+// kernel without provided buffer rings is an error matching
 // errors.ErrUnsupported.
-func (r *Ring) NewBufRing(bgid uint16, n, size int) (*BufRing, error) {
-	if n <= 0 || n > 1<<15 || n&(n-1) != 0 || size <= 0 {
-		return nil, fmt.Errorf("uring: NewBufRing(%d buffers of %d bytes): want a power of two up to 32768 and a positive size", n, size)
+func (r *Ring) NewBufRing(bgid uint16, n, size, provide int) (*BufRing, error) {
+	if n <= 0 || n > 1<<15 || n&(n-1) != 0 || size <= 0 || provide < 1 || provide > n {
+		return nil, fmt.Errorf("uring: NewBufRing(%d buffers of %d bytes, %d provided): want a power of two up to 32768, a positive size, and 1 to that many provided", n, size, provide)
 	}
 	mem, err := unix.Mmap(-1, 0, max(n*int(unsafe.Sizeof(bufEntry{})), os.Getpagesize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, os.NewSyscallError("mmap", err)
 	}
-	b := &BufRing{r: r, mem: mem, mask: uint16(n - 1), bgid: bgid, data: make([]byte, n*size), size: size}
+	data, err := unix.Mmap(-1, 0, n*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	if err != nil {
+		unix.Munmap(mem)
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	b := &BufRing{r: r, mem: mem, mask: uint16(n - 1), bgid: bgid, data: data, size: size}
 	b.entries = unsafe.Slice((*bufEntry)(unsafe.Pointer(&mem[0])), n)
 	reg := bufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))), ringEntries: uint32(n), bgid: bgid}
 	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0)
 	if errno != 0 {
 		unix.Munmap(mem)
+		unix.Munmap(data)
 		if errno == unix.EINVAL {
 			return nil, fmt.Errorf("uring: no provided buffer rings (linux 5.19): %w", errors.ErrUnsupported)
 		}
 		return nil, os.NewSyscallError("io_uring_register", errno)
 	}
-	for i := range n {
-		b.Recycle(uint16(i))
-	}
-	b.Publish()
+	b.Grow(provide)
 	return b, nil
 }
+
+// Grow gives the kernel buffers until n have been provided in all (at most
+// the ring's room), and publishes them; it reports whether it added any.
+func (b *BufRing) Grow(n int) bool {
+	n = min(n, len(b.entries))
+	if n <= b.provided {
+		return false
+	}
+	for i := b.provided; i < n; i++ {
+		b.Recycle(uint16(i))
+	}
+	b.provided = n
+	b.Publish()
+	return true
+}
+
+// Provided returns the buffers given to the kernel so far.
+func (b *BufRing) Provided() int { return b.provided }
+
+// Cap returns the most buffers the ring holds.
+func (b *BufRing) Cap() int { return len(b.entries) }
 
 // Buf returns the first n bytes of buffer bid, as a completion reported
 // them; valid until the buffer is recycled.
@@ -590,8 +574,7 @@ func (b *BufRing) Publish() {
 func (b *BufRing) Close() error {
 	reg := bufReg{bgid: b.bgid}
 	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(b.r.fd), unregisterPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0)
-	unix.Munmap(b.mem)
-	b.mem, b.entries, b.data = nil, nil, nil
+	b.Release()
 	if errno != 0 {
 		return os.NewSyscallError("io_uring_register", errno)
 	}
@@ -604,6 +587,9 @@ func (b *BufRing) Close() error {
 func (b *BufRing) Release() {
 	if b.mem != nil {
 		unix.Munmap(b.mem)
+	}
+	if b.data != nil {
+		unix.Munmap(b.data)
 	}
 	b.mem, b.entries, b.data = nil, nil, nil
 }

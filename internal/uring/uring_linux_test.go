@@ -148,7 +148,7 @@ func TestMultishotRecvBufRing(t *testing.T) {
 	if err := p.Require(OpRecv); err != nil {
 		t.Skip(err)
 	}
-	br, err := r.NewBufRing(7, 4, 128)
+	br, err := r.NewBufRing(7, 4, 128, 4)
 	if errors.Is(err, errors.ErrUnsupported) {
 		t.Skip(err)
 	}

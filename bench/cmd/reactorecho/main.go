@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -165,24 +166,24 @@ func serveReactor(addr string, be poller.Backend, loops int, sig <-chan os.Signa
 }
 
 // uringConfig reads the engine's knobs from the environment, for
-// cmd/cpumsg's NAME@VAR=VALUE servers: REACTOR_URING_HOLD and
-// REACTOR_URING_BATCH, durations (UringConfig.Hold and BatchWait). The
-// library itself reads neither.
+// cmd/cpumsg's NAME@VAR=VALUE servers: REACTOR_URING_BATCH, a duration
+// (UringConfig.BatchWait), and REACTOR_URING_BUFFERS, a count
+// (UringConfig.Buffers). The library itself reads neither.
 func uringConfig() reactor.UringConfig {
 	var c reactor.UringConfig
-	for _, v := range []struct {
-		name string
-		d    *time.Duration
-	}{{"REACTOR_URING_HOLD", &c.Hold}, {"REACTOR_URING_BATCH", &c.BatchWait}} {
-		s, ok := os.LookupEnv(v.name)
-		if !ok {
-			continue
-		}
+	if s, ok := os.LookupEnv("REACTOR_URING_BATCH"); ok {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			usage(fmt.Errorf("%s: %v", v.name, err))
+			usage(fmt.Errorf("REACTOR_URING_BATCH: %v", err))
 		}
-		*v.d = d
+		c.BatchWait = d
+	}
+	if s, ok := os.LookupEnv("REACTOR_URING_BUFFERS"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			usage(fmt.Errorf("REACTOR_URING_BUFFERS: %v", err))
+		}
+		c.Buffers = n
 	}
 	return c
 }

@@ -79,7 +79,7 @@ func serveUring(addr string, sig <-chan os.Signal) error {
 	if err := p.Require(uring.OpAccept, uring.OpRecv, uring.OpSend); err != nil {
 		return err
 	}
-	br, err := r.NewBufRing(0, uringBufs, uringBufSize)
+	br, err := r.NewBufRing(0, uringBufs, uringBufSize, uringBufs)
 	if err != nil {
 		return err
 	}

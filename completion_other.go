@@ -1,0 +1,25 @@
+//go:build !linux
+
+package reactor
+
+import (
+	"errors"
+	"fmt"
+)
+
+// completion is the io_uring engine, linux's alone: elsewhere none is ever
+// made (ringSupport refuses), so no loop has one.
+type completion struct{ engine }
+
+// ringSupport is why the engine cannot run here.
+func ringSupport() error {
+	return fmt.Errorf("reactor: the io_uring engine is linux only: %w", errors.ErrUnsupported)
+}
+
+// newCompletion refuses: the engine is linux's.
+func newCompletion(*Loop, UringConfig) (*completion, string, error) {
+	return nil, "", ringSupport()
+}
+
+// ringBufsMin is what UringConfig.Buffers' bounds are checked against.
+const ringBufsMin = 64
