@@ -118,42 +118,34 @@
 //
 // # The completion engine (io_uring)
 //
-// With Backend Uring (or REACTOR_BACKEND=uring; linux 6.1 or later with
+// With Backend Uring (or REACTOR_BACKEND=uring; linux 5.19 or later with
 // io_uring allowed, see UringSupport) a loop waits in an io_uring instead
 // of a readiness poller. A readiness loop learns that a socket is ready and
 // then reads it, a system call each; the engine hands the kernel the
 // reads and writes themselves and collects their results, one
 // io_uring_enter per turn for every connection served in it: each reading
-// connection has one receive armed into a buffer of a provided buffer ring
-// shared by the loop (an idle connection holds no buffer), the write queue
-// leaves by send or sendmsg from its own chunks, the listener has one
-// accept in flight. Handlers see the same API and the same guarantees:
-// Keep, batched writes, flow control, backpressure, half-close, graceful
-// close, timers, Post and AsyncWrite (the wake reaches the loop through the
-// ring), MaxConns, the EMFILE back-off. What differs underneath: Writev and
-// a Write of 64 KiB or more copy into the queue (the kernel sends from it
-// later), Flush submits at once, and a closed connection's fd is closed
-// only once its cancelled operations have completed (OnClose is not
-// delayed). Watch, a Dialer's connect and Post's wake use an epoll
-// instance the ring polls. The engine's notes in engine_linux.go say why
-// it arms one receive at a time rather than a multishot one, and why the
-// accept is not multishot either: both were tried and broke a guarantee.
+// connection has one receive armed into a buffer the loop provides (an
+// idle connection holds none; the buffers live outside the Go heap), the
+// write queue leaves by send or sendmsg from its own chunks, the listener
+// has one accept in flight. Handlers see the same API and the same
+// guarantees: Keep, batched writes, flow control, backpressure, half-close,
+// graceful close, timers, Post and AsyncWrite, MaxConns, the EMFILE
+// back-off. What differs underneath: Writev and a Write of 64 KiB or more
+// copy into the queue (the kernel sends from it later), Flush submits at
+// once, and a closed connection's fd is closed only once its cancelled
+// operations have completed (OnClose is not delayed). Watch, a Dialer's
+// connect and Post's wake use an epoll instance the ring polls.
 //
-// The ring runs the work that completes operations inside the loop's own
-// io_uring_enter (deferred task running), which needs one issuing thread:
-// each engine loop's goroutine is locked to its OS thread for its life.
-// After a turn that woke goroutines it parks in Go's netpoller, as a
-// readiness loop does; after a turn that served completions it waits for
-// the next one for up to UringConfig.Hold (default 5 ms) keeping its P, so
-// that the runtime does not hand the P to another thread and back for
-// every short wait; otherwise it blocks in io_uring_enter. While a loop
-// holds its P, no other goroutine runs on that P: UringConfig.Hold says
-// when to shorten or turn off the hold. A loop that has served many
-// connections lately waits for a batch of completions, bounded by
-// UringConfig.BatchWait (100 us), and one with few waits for one, so a busy
-// server sleeps and wakes once per batch and a lone client is not held up;
-// the batched wait needs linux 6.12, and without it the default waits for
-// one (and the Logger is told).
+// The engine's loop waits, yields and parks by the same rule as a
+// readiness loop (see Loop), and its goroutine is not locked to a thread:
+// the ring completes operations cooperatively, on the submitting thread at
+// its next entry to the kernel. A loop that has served many connections
+// lately waits for a batch of completions, bounded by UringConfig.BatchWait
+// (100 us), and one with few waits for one, so a busy server sleeps and
+// wakes once per batch and a lone client is not held up; the batched wait
+// needs linux 6.12, and without it the default waits for one (and the
+// Logger is told). docs/io_uring.md tells how the engine came to be this
+// way, with measurements.
 //
 // # Loops without a Server
 //
@@ -163,10 +155,9 @@
 // do; Post, AfterFunc and the Timer methods work the same on such a loop.
 // Package netconn is built this way, on this package's exported API only.
 //
-// A loop that blocks in a system call keeps its P, so goroutines it has
-// just made runnable would wait for the runtime's monitor to take the P
-// back (20 us to 10 ms). After a turn that served anything the loop yields
-// before it blocks again (see Loop).
+// A loop lives in someone else's program: it never blocks in a system
+// call while goroutines it made runnable wait for its P, and it yields to
+// the scheduler at least every 100 us while it serves (see Loop).
 //
 // # net.Conn over the reactor
 //

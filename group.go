@@ -27,7 +27,7 @@ type GroupConfig struct {
 	// io_uring engine's defaults could not have on this kernel
 	// (UringConfig.BatchWait); nil logs nothing.
 	Logger *slog.Logger
-	// Uring tunes the loops' waits on the completion engine (Backend
+	// Uring tunes the loops on the completion engine (Backend
 	// Uring); other backends ignore it.
 	Uring UringConfig
 }

@@ -83,7 +83,7 @@ type Server struct {
 	// with ServeFD (one socket the caller owns) Listen or Serve returns an
 	// error matching errors.ErrUnsupported, never a silent fallback.
 	ReusePort bool
-	// Uring tunes the loops' waits on the completion engine (Backend
+	// Uring tunes the loops on the completion engine (Backend
 	// Uring), where a bad value is an error from Serve; other backends
 	// ignore it.
 	Uring UringConfig
