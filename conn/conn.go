@@ -34,9 +34,10 @@
 //     ErrQueueFull and takes nothing, so a client that never reads cannot
 //     grow server memory without bound even if the handler ignores the marks.
 //
-// The queue is a list of fixed-size chunks taken from a free list shared by
-// every Conn in the process and given back as soon as they are sent, so an
-// idle Conn with an empty queue holds no buffer at all, a busy one holds
+// The queue is a list of chunks (16 KiB, or 2 KiB for a small write into
+// an empty queue) taken from free lists shared by every Conn in the
+// process and given back as soon as they are sent, so an idle Conn with an
+// empty queue holds no buffer at all, a busy one holds
 // MaxQueued bytes in at most two chunks more than they fill (the first one
 // partly sent, the last one partly filled), and a steady Write/Flush cycle
 // does not allocate once the free list holds enough chunks.

@@ -18,34 +18,74 @@ import (
 //   - Allocator: 16384 is an exact Go size class, and below the 32 KiB
 //     large-object threshold, so a chunk wastes nothing and is cheap to
 //     allocate when the free list is empty.
-const chunkSize = 16 << 10
+//
+// A queue's first chunk is a small one (smallChunkSize) when what is
+// written into the empty queue fits it: a reply of a few hundred bytes
+// that waits for its send (a completion engine keeps the queue until the
+// kernel has sent it, for every connection a turn served) then holds 2 KiB,
+// not 16.
+const (
+	chunkSize      = 16 << 10
+	smallChunkSize = 2 << 10
+)
 
-// chunkHeader is the bookkeeping at the start of a chunk.
-type chunkHeader struct {
-	next *chunk // the chunk queued after this one, or nil
-	r, w int    // buf[r:w] is queued; r < w while the chunk is queued
-}
-
-// chunk is one fixed-size piece of a write queue. Its header and data
-// together are chunkSize bytes.
+// chunk is one piece of a write queue: buf[r:w] is queued, r < w while the
+// chunk is queued. buf is the array of the bigChunk or smallChunk the
+// chunk heads, so a chunk and its data are one allocation of exactly a Go
+// size class.
 type chunk struct {
-	chunkHeader
-	buf [chunkSize - unsafe.Sizeof(chunkHeader{})]byte
+	next *chunk // the chunk queued after this one, or nil
+	r, w int
+	buf  []byte
 }
 
-// chunkPool is the free list of chunks shared by every Conn in the process.
-// A sync.Pool is safe for the many event loops that run in parallel, keeps
-// chunks per P so loops rarely contend, and lets the garbage collector
-// reclaim chunks that stay unused across collections after a burst.
-var chunkPool = sync.Pool{New: func() any { return new(chunk) }}
+// bigChunk and smallChunk are the two sizes of chunk.
+type (
+	bigChunk struct {
+		chunk
+		data [chunkSize - unsafe.Sizeof(chunk{})]byte
+	}
+	smallChunk struct {
+		chunk
+		data [smallChunkSize - unsafe.Sizeof(chunk{})]byte
+	}
+)
 
-// getChunk returns an empty chunk, from the free list if it has one.
-func getChunk() *chunk { return chunkPool.Get().(*chunk) }
+// chunkPool and smallPool are the free lists of chunks shared by every
+// Conn in the process. A sync.Pool is safe for the many event loops that
+// run in parallel, keeps chunks per P so loops rarely contend, and lets the
+// garbage collector reclaim chunks that stay unused across collections
+// after a burst.
+var (
+	chunkPool = sync.Pool{New: func() any {
+		b := new(bigChunk)
+		b.buf = b.data[:]
+		return &b.chunk
+	}}
+	smallPool = sync.Pool{New: func() any {
+		s := new(smallChunk)
+		s.buf = s.data[:]
+		return &s.chunk
+	}}
+)
 
-// putChunk resets ch and gives it back to the free list. The data is not
+// getChunk returns an empty chunk, from the free list if it has one: a
+// small one if want fits it, else a big one.
+func getChunk(want int) *chunk {
+	if want <= smallChunkSize-int(unsafe.Sizeof(chunk{})) {
+		return smallPool.Get().(*chunk)
+	}
+	return chunkPool.Get().(*chunk)
+}
+
+// putChunk resets ch and gives it back to its free list. The data is not
 // cleared: it is overwritten before it is read again.
 func putChunk(ch *chunk) {
-	ch.chunkHeader = chunkHeader{}
+	ch.next, ch.r, ch.w = nil, 0, 0
+	if len(ch.buf) < chunkSize-int(unsafe.Sizeof(chunk{})) {
+		smallPool.Put(ch)
+		return
+	}
 	chunkPool.Put(ch)
 }
 
@@ -56,7 +96,11 @@ func (c *Conn) enqueue(p []byte) {
 	for len(p) > 0 {
 		t := c.tail
 		if t == nil || t.w == len(t.buf) {
-			n := getChunk()
+			want := chunkSize // only an empty queue's first chunk may be small
+			if t == nil {
+				want = len(p)
+			}
+			n := getChunk(want)
 			if t == nil {
 				c.head = n
 			} else {

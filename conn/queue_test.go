@@ -10,11 +10,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A chunk is exactly chunkSize bytes, a Go size class, so the allocator
-// wastes nothing on it.
+// A chunk and its data are exactly chunkSize or smallChunkSize bytes, Go
+// size classes, so the allocator wastes nothing on them; a queue's first
+// chunk is a small one only for a write that fits it.
 func TestChunkSize(t *testing.T) {
-	if got := unsafe.Sizeof(chunk{}); got != chunkSize {
-		t.Errorf("unsafe.Sizeof(chunk{}) = %d, want %d", got, chunkSize)
+	if got := unsafe.Sizeof(bigChunk{}); got != chunkSize {
+		t.Errorf("unsafe.Sizeof(bigChunk{}) = %d, want %d", got, chunkSize)
+	}
+	if got := unsafe.Sizeof(smallChunk{}); got != smallChunkSize {
+		t.Errorf("unsafe.Sizeof(smallChunk{}) = %d, want %d", got, smallChunkSize)
+	}
+	small := len(smallChunk{}.data)
+	for _, tc := range []struct{ first, then, wantFirst int }{
+		{64, 0, small},
+		{small, 0, small},
+		{small + 1, 0, len(bigChunk{}.data)},
+		{small - 1, 2, small}, // the second write spills into a big chunk
+	} {
+		c := &Conn{fd: -1, lim: &defaultLimits}
+		c.enqueue(make([]byte, tc.first))
+		c.enqueue(make([]byte, tc.then))
+		if got := len(c.head.buf); got != tc.wantFirst {
+			t.Errorf("first chunk after writes of %d and %d bytes holds %d, want %d", tc.first, tc.then, got, tc.wantFirst)
+		}
+		if c.head != c.tail && len(c.tail.buf) != len(bigChunk{}.data) {
+			t.Errorf("a chunk after the first holds %d, want a big one (%d)", len(c.tail.buf), len(bigChunk{}.data))
+		}
+		c.drop()
 	}
 	if maxIovecs < 1 || maxIovecs > 1024 {
 		t.Errorf("maxIovecs = %d, want 1..1024 (IOV_MAX)", maxIovecs)
@@ -25,7 +47,7 @@ func TestChunkSize(t *testing.T) {
 // consumption, and an emptied queue holds no chunk.
 func TestQueueBookkeeping(t *testing.T) {
 	c := &Conn{fd: -1, lim: &defaultLimits}
-	payload := len(chunk{}.buf)
+	payload := len(bigChunk{}.data)
 	check := func(pending, chunks int) {
 		t.Helper()
 		n, sum := 0, 0

@@ -280,9 +280,10 @@ func (r *Ring) flush() uint32 {
 }
 
 // SubmitAndGet hands the kernel the entries filled since the last Submit
-// and, on a SetupDeferTaskrun ring, runs the work queued for completions
-// (which otherwise waits for a Wait), without waiting. It is one raw
-// io_uring_enter and does not allocate.
+// and runs the work queued for this thread's completions (on a
+// SetupDeferTaskrun ring that work otherwise waits for a Wait), without
+// waiting. It is one io_uring_enter, a Syscall (see enter), and does not
+// allocate.
 func (r *Ring) SubmitAndGet() error {
 	_, err := r.enter(r.flush(), 0, enterGetEvents, nil)
 	return err
@@ -340,10 +341,13 @@ func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
 	return err
 }
 
-// enter is io_uring_enter. A wait (GETEVENTS with minComplete > 0) is a
-// Syscall, which lets the runtime hand the goroutine's P to others while it
-// blocks; anything else is a RawSyscall, which does not block. EINTR is
-// retried.
+// enter is io_uring_enter. With GETEVENTS it is a Syscall, which lets the
+// runtime hand the goroutine's P to others while it blocks, and, when it
+// does not block, while the kernel does the submitted work and the work
+// that completes operations (a loop's sends for a whole turn can take
+// hundreds of microseconds, which a raw call would keep the garbage
+// collector's stop-the-world waiting for); a bare submission is a
+// RawSyscall. EINTR is retried.
 func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg) (int, error) {
 	for {
 		var n uintptr
@@ -352,7 +356,7 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg *getEventsArg) (in
 		if arg != nil {
 			argsz = unsafe.Sizeof(*arg)
 		}
-		if flags&enterGetEvents == 0 || minComplete == 0 {
+		if flags&enterGetEvents == 0 {
 			n, _, errno = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(unsafe.Pointer(arg)), argsz)
 		} else {
 			n, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(unsafe.Pointer(arg)), argsz)

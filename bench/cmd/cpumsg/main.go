@@ -371,8 +371,8 @@ func runCase(cfg *config, bins map[string]string) ([]result, error) {
 			fmt.Fprintf(os.Stderr, "  %s round %d: %.0f msgs/s, %.3f us/msg, p99 %v\n",
 				name, round, float64(r.msgs)/r.wall.Seconds(), r.usPerMsg(), r.p99)
 			if n := r.neighbors; n != nil {
-				fmt.Fprintf(os.Stderr, "  %s round %d neighbors: sleeper %d runs, late p50 %.0f p99 %.0f max %.0f us; ping-pong p99 %.0f us; sched latency p99 %.0f us; %d GC pauses, p99 %.0f max %.0f us; heap goal %.1f MB\n",
-					name, round, n.SleeperN, n.LateP50, n.LateP99, n.LateMax, n.PingP99, n.SchedP99, n.GCPauses, n.GCPauseP99, n.GCPauseMax, n.HeapGoalMB)
+				fmt.Fprintf(os.Stderr, "  %s round %d neighbors: sleeper %d runs, late p50 %.0f p99 %.0f max %.0f us; ping-pong p99 %.0f us; sched latency p99 %.0f us; %d GC pauses, p99 %.0f max %.0f us (stopping p99 %.0f us); heap goal %.1f MB\n",
+					name, round, n.SleeperN, n.LateP50, n.LateP99, n.LateMax, n.PingP99, n.SchedP99, n.GCPauses, n.GCPauseP99, n.GCPauseMax, n.GCStopP99, n.HeapGoalMB)
 			}
 			if r.late > 0 {
 				fmt.Fprintf(os.Stderr, "  %s round %d: %d of %d messages went out more than 1 ms late (no connection free, or the generator behind: past a few, the rate is more than this server carries)\n",

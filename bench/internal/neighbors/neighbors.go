@@ -46,6 +46,7 @@ var sink [][]byte
 const (
 	schedLatencies = "/sched/latencies:seconds"
 	gcPauses       = "/sched/pauses/total/gc:seconds"
+	gcStopping     = "/sched/pauses/stopping/gc:seconds"
 	heapGoal       = "/gc/heap/goal:bytes"
 )
 
@@ -170,7 +171,7 @@ func (n *Neighbors) Reset() {
 
 // read reads the metrics Report uses.
 func read() []metrics.Sample {
-	s := []metrics.Sample{{Name: schedLatencies}, {Name: gcPauses}, {Name: heapGoal}}
+	s := []metrics.Sample{{Name: schedLatencies}, {Name: gcPauses}, {Name: heapGoal}, {Name: gcStopping}}
 	metrics.Read(s)
 	return s
 }
@@ -189,6 +190,7 @@ type Report struct {
 	GCPauses   uint64  `json:"gc_pauses"`
 	GCPauseP99 float64 `json:"gc_pause_p99_us"`
 	GCPauseMax float64 `json:"gc_pause_max_us"`
+	GCStopP99  float64 `json:"gc_stopping_p99_us"` // of the pauses, the time to stop every goroutine
 	HeapGoalMB float64 `json:"heap_goal_mb"`
 }
 
@@ -207,6 +209,7 @@ func (n *Neighbors) Report() Report {
 	gc := delta(base[1].Value.Float64Histogram(), now[1].Value.Float64Histogram())
 	r.GCPauses, r.GCPauseP99, r.GCPauseMax = gc.total, gc.quantile(0.99), gc.quantile(1)
 	r.HeapGoalMB = float64(now[2].Value.Uint64()) / 1e6
+	r.GCStopP99 = delta(base[3].Value.Float64Histogram(), now[3].Value.Float64Histogram()).quantile(0.99)
 	return r
 }
 
