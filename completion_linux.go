@@ -170,43 +170,35 @@ func probeRing() error {
 }
 
 // newCompletion sets up the completion engine of l, whose poller is epoll,
-// tuned by cfg. It returns what the defaults could not have on this kernel
-// as a note for the log ("" if nothing).
-func newCompletion(l *Loop, cfg UringConfig) (*completion, string, error) {
+// tuned by cfg.
+func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
 	if err := ringSupport(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	ep, ok := l.p.(poller.FDPoller)
 	if !ok || l.p.Backend() != poller.Epoll {
-		return nil, "", errors.New("reactor: the io_uring engine needs an epoll poller beside it")
+		return nil, errors.New("reactor: the io_uring engine needs an epoll poller beside it")
 	}
 	cfg, err := cfg.resolve()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	r, err := uring.New(ringEntries, ringFlags)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	note := ""
-	switch minWait := r.Features()&minWaitFeature != 0; {
-	case cfg.BatchWait > 0 && !minWait:
+	if cfg.BatchWait > 0 && r.Features()&minWaitFeature == 0 {
 		r.Close()
-		return nil, "", fmt.Errorf("reactor: UringConfig.BatchWait needs a minimum wait in io_uring_enter (linux 6.12): %w", errors.ErrUnsupported)
-	case cfg.BatchWait == 0 && minWait:
-		cfg.BatchWait = DefaultUringBatchWait
-	case cfg.BatchWait == 0:
-		cfg.BatchWait = -1
-		note = "reactor: io_uring: no wake batching: the kernel has no minimum wait in io_uring_enter (linux 6.12); each wait is for one completion"
+		return nil, fmt.Errorf("reactor: UringConfig.BatchWait needs a minimum wait in io_uring_enter (linux 6.12): %w", errors.ErrUnsupported)
 	}
 	br, err := r.NewBufRing(ringGroup, cfg.Buffers, ringBufSize, ringBufsMin)
 	if err != nil {
 		r.Close()
-		return nil, "", err
+		return nil, err
 	}
 	e := &completion{l: l, r: r, br: br, epfd: ep.Fd(), msgs: make([]ringMsg, ringMsgSlots), cfg: cfg}
 	e.park = newRuntimePark(l, r.Fd(), e.ready)
-	return e, note, nil
+	return e, nil
 }
 
 func (e *completion) backend() poller.Backend { return Uring }

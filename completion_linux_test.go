@@ -1,10 +1,8 @@
 package reactor
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -14,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/muxkit/reactor/internal/uring"
 	"github.com/muxkit/reactor/poller"
 )
 
@@ -201,9 +198,9 @@ func TestRingManySendmsgInOneTurn(t *testing.T) {
 	}
 }
 
-// TestUringWaitPolicies: every way a loop on the engine can wait (wake
-// batching by default, with other bounds, or off; receive buffers that
-// must grow from the fewest) serves many clients with every echo intact,
+// TestUringWaitPolicies: every way a loop on the engine can wait (one
+// completion at a time by default, wake batching with several bounds;
+// receive buffers that must grow from the fewest) serves many clients with every echo intact,
 // leaks nothing, and lets Shutdown finish.
 func TestUringWaitPolicies(t *testing.T) {
 	if err := UringSupport(); err != nil {
@@ -211,7 +208,7 @@ func TestUringWaitPolicies(t *testing.T) {
 	}
 	for _, cfg := range []UringConfig{
 		{},
-		{BatchWait: -1},
+		{BatchWait: 100 * time.Microsecond},
 		{BatchWait: 1 * time.Millisecond},
 		{BatchWait: 10 * time.Microsecond},
 		{Buffers: ringBufsMin},
@@ -226,7 +223,8 @@ func TestUringWaitPolicies(t *testing.T) {
 
 // TestUringConfigRefused: a UringConfig out of bounds is an error when the
 // loops start, from Serve and NewGroup alike, and no loop runs; a batching
-// bound on a kernel without a minimum wait is one matching ErrUnsupported.
+// bound on a kernel without a minimum wait is one matching ErrUnsupported;
+// the default does not batch.
 func TestUringConfigRefused(t *testing.T) {
 	if err := UringSupport(); err != nil {
 		t.Skip(err)
@@ -253,25 +251,18 @@ func TestUringConfigRefused(t *testing.T) {
 			t.Errorf("NewGroup with %+v succeeded", cfg)
 		}
 	}
-	// This kernel has the minimum wait (UringSupport's 6.1 does not
-	// promise it): the default batches.
+	// The default does not batch.
 	if g, err := NewGroup(GroupConfig{Loops: 2, Backend: Uring}); err != nil {
 		t.Errorf("NewGroup with the default: %v", err)
 	} else {
 		bw := g.loops[0].eng.(*completion).cfg.BatchWait
 		g.Close()
-		r, err := uring.New(8, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		has := r.Features()&uring.FeatMinTimeout != 0
-		r.Close()
-		if has && bw != DefaultUringBatchWait {
-			t.Errorf("default BatchWait on a kernel with the minimum wait: %v, want %v", bw, DefaultUringBatchWait)
+		if bw > 0 {
+			t.Errorf("default BatchWait: %v, want none", bw)
 		}
 	}
-	// A kernel without the minimum wait: made so by asking for a
-	// feature bit no kernel has.
+	// A kernel without the minimum wait, made so by asking for a feature
+	// bit no kernel has, refuses batching clearly, and starts without it.
 	saved := minWaitFeature
 	minWaitFeature = 1 << 31
 	t.Cleanup(func() { minWaitFeature = saved })
@@ -282,20 +273,11 @@ func TestUringConfigRefused(t *testing.T) {
 		}
 		t.Errorf("NewGroup with BatchWait on a kernel without a minimum wait: %v, want ErrUnsupported", err)
 	}
-	// The default then starts without batching, and says so once.
-	var log bytes.Buffer
-	g, err = NewGroup(GroupConfig{Loops: 2, Backend: Uring, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	g, err = NewGroup(GroupConfig{Loops: 2, Backend: Uring})
 	if err != nil {
 		t.Fatalf("NewGroup with the default on that kernel: %v", err)
 	}
-	bw := g.loops[1].eng.(*completion).cfg.BatchWait
 	g.Close()
-	if bw >= 0 {
-		t.Errorf("default BatchWait on a kernel without the minimum wait: %v, want off (< 0)", bw)
-	}
-	if n := strings.Count(log.String(), "no wake batching"); n != 1 || !strings.Contains(log.String(), "level=INFO") {
-		t.Errorf("the log says %q; want one Info line saying there is no wake batching", log.String())
-	}
 }
 
 // TestUringClientOnOneP: with one P, a client goroutine in the same

@@ -17,8 +17,8 @@ func ringSupport() error {
 }
 
 // newCompletion refuses: the engine is linux's.
-func newCompletion(*Loop, UringConfig) (*completion, string, error) {
-	return nil, "", ringSupport()
+func newCompletion(*Loop, UringConfig) (*completion, error) {
+	return nil, ringSupport()
 }
 
 // ringBufsMin is what UringConfig.Buffers' bounds are checked against.

@@ -92,27 +92,27 @@ func checkBackend(b poller.Backend) error {
 // UringConfig tunes a loop on the completion engine (Backend Uring); other
 // backends ignore it. The zero value is the default.
 type UringConfig struct {
-	// BatchWait bounds wake batching. A loop that has served receives on
-	// many connections lately (those that received in the loop clock's
-	// current or previous millisecond) waits for completions from half
-	// of them, at most 128, for at most BatchWait, and after that for any
-	// one: it sleeps and wakes once for a batch instead of once a message.
-	// A loop with fewer than four such connections waits for one, so a
-	// lone request-response client is never held up. The price is at most
-	// BatchWait of added latency for a message that arrives while a batch
-	// is waited for, paid at each step of a chain of dependent round trips
-	// through one loop (a proxy's client leg, then its server leg) when few
-	// messages are in flight: turn it off, or shorten it, for such a loop
-	// if that latency matters more than CPU. Batching pays in proportion
-	// to what one sleep and wake costs the machine (docs/io_uring.md).
+	// BatchWait, if positive, turns wake batching on: a loop that has
+	// served receives on many connections lately (those that received in
+	// the loop clock's current or previous millisecond) waits for
+	// completions from half of them, at most 128, for at most BatchWait,
+	// and after that for any one: it sleeps and wakes once for a batch
+	// instead of once a message. A loop with fewer than four such
+	// connections waits for one, so a lone request-response client is
+	// never held up. The price is at most BatchWait of added latency for a
+	// message that arrives while a batch is waited for, paid at each step
+	// of a chain of dependent round trips through one loop, and the rest
+	// of the program waits longer for the loop's P: the wait is a system
+	// call the runtime may take the P from, and hand back, only on its
+	// monitor's tick. Whether batching pays depends on what one sleep and
+	// wake costs the machine; docs/io_uring.md has measurements, where it
+	// did not.
 	//
-	// The wait needs linux 6.12 (a minimum wait in io_uring_enter). Zero
-	// means DefaultUringBatchWait where the kernel has it and no batching
-	// where it does not (said once, at Info, to the Server's or Group's
-	// Logger); a positive value requires it, and the Server or Group does
-	// not start without it, with an error matching errors.ErrUnsupported;
-	// negative turns batching off. At most 10 ms; the kernel counts whole
-	// microseconds, so less than one is refused.
+	// The batched wait needs linux 6.12 (a minimum wait in
+	// io_uring_enter): without it a positive BatchWait is an error
+	// matching errors.ErrUnsupported, and the Server or Group does not
+	// start. Zero or negative means no batching. At most 10 ms; the kernel
+	// counts whole microseconds, so less than one is refused.
 	BatchWait time.Duration
 	// Buffers caps the loop's receive buffers, 4 KiB each, shared by all
 	// its connections (an idle connection holds none). The loop starts
@@ -122,10 +122,6 @@ type UringConfig struct {
 	// DefaultUringBuffers; otherwise a power of two from 64 to 32768.
 	Buffers int
 }
-
-// DefaultUringBatchWait is UringConfig.BatchWait's default where the
-// kernel has the minimum wait.
-const DefaultUringBatchWait = 100 * time.Microsecond
 
 // DefaultUringBuffers is UringConfig.Buffers' default: at most 4 MiB of
 // receive buffers per loop.

@@ -13,7 +13,7 @@ func newTestLoop(b poller.Backend) (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, _, err := newLoop(p, ring, UringConfig{})
+	l, err := newLoop(p, ring, UringConfig{})
 	if err != nil {
 		p.Close()
 		return nil, err

@@ -23,9 +23,7 @@ type GroupConfig struct {
 	// backends; Backend and $REACTOR_BACKEND are then ignored.
 	NewPoller func() (poller.Poller, error)
 	// Logger, if set, receives the errors no caller can be handed (a
-	// failing poller, close or interest change) and, at Info, what the
-	// io_uring engine's defaults could not have on this kernel
-	// (UringConfig.BatchWait); nil logs nothing.
+	// failing poller, close or interest change); nil logs nothing.
 	Logger *slog.Logger
 	// Uring tunes the loops on the completion engine (Backend
 	// Uring); other backends ignore it.
@@ -92,16 +90,13 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 			g.closePollers()
 			return nil, err
 		}
-		l, note, err := newLoop(p, ring, cfg.Uring)
+		l, err := newLoop(p, ring, cfg.Uring)
 		if err != nil {
 			p.Close()
 			g.closePollers()
 			return nil, fmt.Errorf("reactor: backend uring: %w", err)
 		}
 		l.log = cfg.Logger
-		if note != "" && len(g.loops) == 0 && cfg.Logger != nil {
-			cfg.Logger.Info(note) // once: the kernel is every loop's
-		}
 		g.loops = append(g.loops, l)
 	}
 	return g, nil

@@ -94,10 +94,9 @@ type Loop struct {
 }
 
 // newLoop returns a loop over p, not yet running: on the readiness
-// engine, or with ring on the completion engine tuned by cfg, for which it
-// also returns what the defaults could not have on this kernel, to log
-// ("" if nothing). On failure p is left to the caller.
-func newLoop(p poller.Poller, ring bool, cfg UringConfig) (*Loop, string, error) {
+// engine, or with ring on the completion engine tuned by cfg. On failure
+// p is left to the caller.
+func newLoop(p poller.Poller, ring bool, cfg UringConfig) (*Loop, error) {
 	l := &Loop{
 		p:      p,
 		events: make([]poller.Event, eventBatch),
@@ -107,14 +106,14 @@ func newLoop(p poller.Poller, ring bool, cfg UringConfig) (*Loop, string, error)
 	}
 	if !ring {
 		l.eng = newReadiness(l)
-		return l, "", nil
+		return l, nil
 	}
-	e, note, err := newCompletion(l, cfg)
+	e, err := newCompletion(l, cfg)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	l.eng = e
-	return l, note, nil
+	return l, nil
 }
 
 // Backend reports the backend the loop waits with, Uring for the

@@ -62,9 +62,8 @@ type Server struct {
 	// Conn's Set methods change both per connection.
 	KeepAlive time.Duration
 	// Logger, if set, receives the errors no caller can be handed: a
-	// failing accept, poller or close, the acceptor's fd back-off; and,
-	// at Info, what the io_uring engine's defaults could not have on this
-	// kernel (UringConfig.BatchWait). Nil logs nothing.
+	// failing accept, poller or close, the acceptor's fd back-off. Nil
+	// logs nothing.
 	Logger *slog.Logger
 	// MaxConns caps open connections; past it new ones are closed at once.
 	// Zero means no cap.
