@@ -49,9 +49,11 @@ const (
 	opShift = 59
 	opMask  = 0xf << opShift
 
-	opRecv   = 1
-	opSend   = 2
-	opAccept = 3
+	opRecv    = 1
+	opSend    = 2
+	opAccept  = 3
+	opRecvmsg = 4
+	opSendmsg = 5
 
 	udEpoll  = 1 // the poll on the epoll fd
 	udIgnore = 2 // cancellations: nothing to do on completion
@@ -100,7 +102,7 @@ type completion struct {
 const ringFlags = uring.SetupClamp | uring.SetupCoopTaskrun | uring.SetupTaskrunFlag
 
 // ringOps are the operations the engine submits.
-var ringOps = []uint8{uring.OpPollAdd, uring.OpAccept, uring.OpCancel, uring.OpSend, uring.OpRecv, uring.OpSendmsg}
+var ringOps = []uint8{uring.OpPollAdd, uring.OpAccept, uring.OpCancel, uring.OpSend, uring.OpRecv, uring.OpSendmsg, uring.OpRecvmsg}
 
 // minWaitFeature is the feature bit UringConfig.BatchWait needs (a
 // variable so that a test can ask for one no kernel has).
@@ -235,6 +237,14 @@ func (e *completion) submit() {
 	e.nmsg, e.sends = 0, 0
 }
 
+// reserve submits what is filled unless n more entries fit, so that the
+// next n go to the kernel in one submission (a linked chain).
+func (e *completion) reserve(n int) {
+	if e.r.Space() < n {
+		e.submit()
+	}
+}
+
 // msgSQE returns a submission entry and a sendmsg header slot for it. It
 // submits, if either is full, before it hands out both, never in between:
 // that would give the kernel the entry unfilled, or reuse the slot while
@@ -296,6 +306,10 @@ func (e *completion) close() {
 			t.finishClose()
 		case *acceptor:
 			t.release()
+		case *PacketConn:
+			t.st &^= pRecv | pSend
+			e.releaseDgram(t)
+			t.finishClose()
 		}
 	}
 }

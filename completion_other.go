@@ -23,3 +23,7 @@ func newCompletion(*Loop, UringConfig) (*completion, error) {
 
 // ringBufsMin is what UringConfig.Buffers' bounds are checked against.
 const ringBufsMin = 64
+
+// ringDgram is the completion engine's state of a datagram socket; there
+// is none here.
+type ringDgram struct{}

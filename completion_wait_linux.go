@@ -151,7 +151,7 @@ func (e *completion) complete() int {
 		for i := range cqes {
 			cq := cqes[i]
 			e.completeOne(cq.UserData, cq.Res, cq.Flags)
-			if len(l.dirty) > 0 {
+			if len(l.dirty)+len(l.pdirty) > 0 {
 				l.flushDirty()
 			}
 			if l.paceDue() {
@@ -198,5 +198,11 @@ func (e *completion) completeOne(ud uint64, res int32, flags uint32) {
 		}
 	case *acceptor:
 		e.onAccepted(t, res, flags)
+	case *PacketConn:
+		if ud>>opShift&0xf == opRecvmsg {
+			e.onRecvmsg(t, res)
+		} else {
+			e.onSendmsg(t, res)
+		}
 	}
 }

@@ -174,8 +174,12 @@ func (c *Conn) is(f connState) bool { return c.st&f != 0 }
 // it never blocks. It returns len(b), or an error: ErrQueueFull past
 // Limits.MaxQueued (nothing taken; the connection stays open), net.ErrClosed
 // after Close. A Write of 64 KiB or more goes out at once, with what is
-// queued before it, as Writev. It copies b and allocates only to grow the
-// queue. Before a Dialer's connection is connected, the bytes wait for it.
+// queued before it, as Writev: if that send fails (the peer reset), Write
+// returns the system call's error and c is closed with it (OnClose gets
+// the same error); on the completion engine the send is submitted, and its
+// failure closes c when it completes. It copies b and allocates only to
+// grow the queue. Before a Dialer's connection is connected, the bytes
+// wait for it.
 func (c *Conn) Write(b []byte) (int, error) {
 	c.loop.checkLoop("Conn.Write")
 	if c.is(stClosed | stClosing) {
@@ -274,6 +278,28 @@ func (c *Conn) Keep(n int) error {
 	return nil
 }
 
+// Need says that the frame whose start the current OnData keeps (with
+// Keep) is total bytes long in all: the kept buffer is sized for it once,
+// and OnData is not called again until total bytes are buffered, so a
+// frame of many reads costs its parser one look, not one a read. The
+// peer's end of file ends the wait (OnData then gets what came), and so
+// does a close; the idle timeout applies as ever. Call it from c's OnData,
+// after or with Keep; total at most MaxInbound, else an error and nothing
+// changes. A total not above the bytes kept asks for nothing. It does not
+// allocate; the buffer it sizes is allocated when OnData returns.
+func (c *Conn) Need(total int) error {
+	l := c.loop
+	l.checkLoop("Conn.Need")
+	if l.keeping != c {
+		return errors.New("reactor: Conn.Need called outside the connection's OnData")
+	}
+	if total > c.svc.maxIn {
+		return fmt.Errorf("reactor: Conn.Need(%d) past MaxInbound (%d)", total, c.svc.maxIn)
+	}
+	l.need = max(total, 0)
+	return nil
+}
+
 // Buffered returns the number of bytes kept with Keep, offered again at the
 // next OnData. It does not allocate.
 func (c *Conn) Buffered() int {
@@ -286,7 +312,9 @@ func (c *Conn) Buffered() int {
 // PauseRead stops reading c until ResumeRead: nothing more is read from
 // the socket, so a client that floods c with requests is held back by TCP
 // while the handler catches up (with Drainer, it resumes when its replies
-// have drained). Writing goes on. It makes at most one system call (the
+// have drained). Writing goes on. The peer's end of file is not read
+// either while reading is paused: it cannot overtake the bytes kept, which
+// ResumeRead offers first, so every request that came before it is seen. It makes at most one system call (the
 // poller's) and does not allocate.
 func (c *Conn) PauseRead() {
 	c.loop.checkLoop("Conn.PauseRead")
@@ -299,11 +327,12 @@ func (c *Conn) PauseRead() {
 
 // ResumeRead ends PauseRead, if it is in effect, and has the bytes kept
 // with Keep offered again in an OnData of their own at the end of the
-// loop's turn, even if nothing new arrives (after the peer's end of file
-// included), so a handler that stopped parsing can go on; then reading
-// goes on. Called in OnData, it applies to what that OnData keeps. It
-// makes at most one system call and does not allocate (the loop's list of
-// such connections grows once).
+// loop's turn, even if nothing new arrives, so a handler that stopped
+// parsing can go on; then reading goes on. Each call offers the bytes
+// still kept once more, whether or not reading was paused, and after the
+// peer's end of file too. Called in OnData, it applies to what that OnData
+// keeps. It makes at most one system call and does not allocate (the
+// loop's list of such connections grows once).
 func (c *Conn) ResumeRead() {
 	l := c.loop
 	l.checkLoop("Conn.ResumeRead")
@@ -469,7 +498,10 @@ func (c *Conn) Context() any { return c.ctx }
 // SetContext attaches a value of the handler's own to c.
 func (c *Conn) SetContext(v any) { c.ctx = v }
 
-// Pending returns the bytes written but not yet taken by the kernel.
+// Pending returns the bytes written but not yet taken by the kernel,
+// including those the current callback wrote: they stay queued until it
+// returns (or Flush), so a handler can hold its own queue down by
+// checking Pending as it writes.
 func (c *Conn) Pending() int { return c.sock.Pending() }
 
 // Loop returns the loop that serves c; safe from any goroutine.
@@ -543,6 +575,9 @@ func (c *Conn) arrived(data []byte) {
 	c.active = l.now
 	if c.in != nil {
 		c.in = c.in.add(data)
+		if len(c.in.b) < c.in.need {
+			return // the frame Need named is not all here yet
+		}
 		data = c.in.b
 	}
 	c.deliver(data)
@@ -551,6 +586,15 @@ func (c *Conn) arrived(data []byte) {
 // peerEOF acts on the peer's end of file: it has shut its side for
 // writing, and may still read.
 func (c *Conn) peerEOF() {
+	if c.in != nil && c.in.need > 0 {
+		// The peer will send no more: what came of the frame Need
+		// waited for is offered as it is, before the end of file.
+		c.in.need = 0
+		c.deliver(c.in.b)
+		if c.is(stClosed | stClosing) {
+			return
+		}
+	}
 	c.st |= stEOF
 	if c.svc.half != nil {
 		c.svc.half.OnPeerClose(c)
@@ -563,7 +607,7 @@ func (c *Conn) peerEOF() {
 // deliver calls OnData with data and keeps what the handler asked to.
 func (c *Conn) deliver(data []byte) {
 	l := c.loop
-	l.keeping, l.keepMax, l.keep = c, len(data), 0
+	l.keeping, l.keepMax, l.keep, l.need = c, len(data), 0, 0
 	c.st &^= stStashed
 	c.svc.h.OnData(c, data)
 	l.keeping = nil
@@ -575,14 +619,20 @@ func (c *Conn) deliver(data []byte) {
 	switch {
 	case k == 0:
 		c.release()
+		return
 	case k > c.svc.maxIn:
 		c.beginClose(ErrInboundFull) // releases
+		return
 	case c.in == nil:
-		c.in = newInbound(k)
+		c.in = newInbound(max(k, l.need))
 		c.in.b = append(c.in.b, data[len(data)-k:]...)
 	default:
 		c.in = c.in.keepTail(k)
+		if cap(c.in.b) < l.need {
+			c.in = c.in.grow(l.need) // sized once for the frame
+		}
 	}
+	c.in.need = l.need
 }
 
 // release gives the kept bytes' buffer back, unless OnData is running

@@ -34,8 +34,16 @@ import (
 //	                 listener may be released now
 //	close()          release the engine as its loop ends
 //
-// Both give the bytes a read brought to Conn.arrived, which serves them
-// the same way on either engine.
+// and for a datagram socket (a PacketConn):
+//
+//	openPacket(p)      start reading p
+//	sendPackets(p, now) send p's queue: now, or by the end of the turn
+//	interestPacket(p)  follow p's state: reading, waiting for room, closing
+//	abortPacket(p)     p is closed: stop its operations; report whether
+//	                   its fd may be closed now
+//
+// Both give the bytes a read brought to Conn.arrived, and each datagram
+// to PacketConn.arrived, which serve them the same way on either engine.
 type engine interface {
 	backend() poller.Backend
 	turn(timeout time.Duration) (served bool, err error)
@@ -46,6 +54,11 @@ type engine interface {
 	abort(c *Conn) bool
 	listen(a *acceptor, on bool) (done bool, err error)
 	close()
+
+	openPacket(p *PacketConn) error
+	sendPackets(p *PacketConn, now bool)
+	interestPacket(p *PacketConn)
+	abortPacket(p *PacketConn) bool
 }
 
 // Uring names the completion engine: a Server or Group with Backend Uring,

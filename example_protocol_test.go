@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log"
 	"net"
@@ -80,7 +81,12 @@ func ExampleConn_PauseRead() {
 				if !ok {
 					break
 				}
-				c.Writev(line, []byte(":"), page, []byte("\n"))
+				// Write queues: Pending counts these bytes at once,
+				// though they leave only when OnData returns.
+				c.Write(line)
+				c.Write([]byte(":"))
+				c.Write(page)
+				c.Write([]byte("\n"))
 				data = rest
 			}
 			if c.Pending() >= mark {
@@ -118,6 +124,98 @@ func ExampleConn_PauseRead() {
 	fmt.Println(replies, "replies; queue within a reply of the mark:", most.Load() < mark+int64(len(page))+16)
 	// Output:
 	// 1000 replies; queue within a reply of the mark: true
+}
+
+// frameHandler answers length-prefixed frames (a 4-byte length, then the
+// body) with the body's length and a sum of its bytes, in a scratch buffer
+// of its loop's, made once per loop by the Server's OnLoopStart. A frame
+// that spans many reads is kept with Keep, and Need names its length, so
+// OnData sees it once, whole, and the kept buffer is sized once.
+type frameHandler struct{}
+
+// The faces frameHandler means to have: a misspelled method fails here,
+// instead of being ignored.
+var (
+	_ reactor.Handler    = frameHandler{}
+	_ reactor.HalfCloser = frameHandler{}
+)
+
+// loopScratch is one loop's reply buffer: the loop's handlers run one at a
+// time on its goroutine, so they share it without a lock.
+type loopScratch struct{ reply []byte }
+
+func (frameHandler) OnOpen(*reactor.Conn)         {}
+func (frameHandler) OnClose(*reactor.Conn, error) {}
+
+// OnPeerClose: the peer has sent everything; every frame it sent has
+// been answered, so close.
+func (frameHandler) OnPeerClose(c *reactor.Conn) { c.Close() }
+
+func (frameHandler) OnData(c *reactor.Conn, data []byte) {
+	s := c.Loop().Context().(*loopScratch)
+	for len(data) >= 4 {
+		n := int(binary.BigEndian.Uint32(data))
+		if len(data) < 4+n {
+			break
+		}
+		var sum byte
+		for _, b := range data[4 : 4+n] {
+			sum += b
+		}
+		s.reply = fmt.Appendf(s.reply[:0], "%d bytes, sum %d\n", n, sum)
+		c.Write(s.reply) // copied into the queue
+		data = data[4+n:]
+	}
+	c.Keep(len(data))
+	if len(data) >= 4 {
+		if err := c.Need(4 + int(binary.BigEndian.Uint32(data))); err != nil {
+			c.Close() // longer than MaxInbound allows
+		}
+	}
+}
+
+// A framed protocol with per-loop state: OnLoopStart makes each loop's
+// scratch on the loop's goroutine before it serves anything, and a frame
+// of a megabyte, arriving in 64 KiB pieces, reaches OnData whole.
+func Example_framedProtocol() {
+	srv := &reactor.Server{
+		Handler:     frameHandler{},
+		MaxInbound:  8 << 20,
+		OnLoopStart: func(l *reactor.Loop) { l.SetContext(&loopScratch{}) },
+	}
+	if err := srv.Listen("tcp", "127.0.0.1:0"); err != nil {
+		log.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	frame := binary.BigEndian.AppendUint32(nil, 1<<20)
+	frame = append(frame, bytes.Repeat([]byte{3}, 1<<20)...)
+	frame = append(frame, 0, 0, 0, 2, 'h', 'i') // and a small one after it
+	go func() {
+		for len(frame) > 0 {
+			n := min(64<<10, len(frame))
+			c.Write(frame[:n])
+			frame = frame[n:]
+		}
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		fmt.Print(line)
+	}
+	// Output:
+	// 1048576 bytes, sum 0
+	// 2 bytes, sum 209
 }
 
 // An outbound connection on a loop, driven by a Handler like an accepted

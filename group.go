@@ -28,6 +28,12 @@ type GroupConfig struct {
 	// Uring tunes the loops on the completion engine (Backend
 	// Uring); other backends ignore it.
 	Uring UringConfig
+	// OnLoopStart, if set, is called on each loop's goroutine as the loop
+	// starts, before it serves anything: the place to make per-loop state
+	// (Loop.SetContext). OnLoopStop, if set, is called on the loop's
+	// goroutine as it ends, after everything it served has closed and its
+	// last posted functions have run: the place to release that state.
+	OnLoopStart, OnLoopStop func(l *Loop)
 }
 
 // Group is a set of running event loops, each on a goroutine of its own: the
@@ -97,6 +103,7 @@ func newGroup(cfg GroupConfig) (*Group, error) {
 			return nil, fmt.Errorf("reactor: backend uring: %w", err)
 		}
 		l.log = cfg.Logger
+		l.onStart, l.onStop = cfg.OnLoopStart, cfg.OnLoopStop
 		g.loops = append(g.loops, l)
 	}
 	return g, nil

@@ -15,7 +15,8 @@ type Handler interface {
 	OnOpen(c *Conn)
 	// OnData is called with the bytes read from c, preceded by those an
 	// earlier OnData kept with c.Keep. data is valid only during the call:
-	// copy what must outlive it, or Keep it (c.Write copies).
+	// copy what must outlive it, or Keep it (c.Write copies). Once c.Close
+	// has been called, OnData is not called again for c.
 	OnData(c *Conn, data []byte)
 	// OnClose is called once, after c is closed, with why: nil for a local
 	// Close, io.EOF when the peer closed, ErrIdleTimeout, ErrServerClosed
@@ -31,9 +32,19 @@ type HalfCloser interface {
 	// OnPeerClose is called once, on c's loop goroutine, when the peer has
 	// shut its sending side, after OnData has seen every byte before that.
 	// c stays open for writing: send what is still due, then Close it.
-	// Reading has ended, but bytes kept with Keep are offered again once
-	// more if the handler calls ResumeRead. Without a HalfCloser, c closes
-	// at the peer's end of file (flushing first; reason io.EOF).
+	// Reading has ended, but bytes still kept with Keep are offered again,
+	// once per call of ResumeRead. Without a HalfCloser, c closes at the
+	// peer's end of file (flushing first; reason io.EOF): what was kept
+	// unanswered then is dropped, but never while reading is paused, since
+	// the end of file is only read while c reads (see PauseRead).
+	//
+	// A method misspelled is not an error, only ignored: say which faces
+	// a handler means to have, and the compiler checks them,
+	//
+	//	var (
+	//		_ reactor.Handler    = (*myHandler)(nil)
+	//		_ reactor.HalfCloser = (*myHandler)(nil)
+	//	)
 	OnPeerClose(c *Conn)
 }
 

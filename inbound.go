@@ -6,9 +6,12 @@ import "sync"
 // cap(b) is the room. Buffers come in size classes from 4 KiB to 1 MiB,
 // each with a pool shared by every loop, so a connection that keeps a frame
 // head now and then holds a buffer only while it does, and a steady stream
-// of split frames does not allocate.
+// of split frames does not allocate. Past 1 MiB a buffer at least doubles
+// when it grows, so a frame that arrives in many reads costs time linear
+// in its size: each byte is copied a bounded number of times.
 type inbound struct {
-	b []byte
+	b    []byte
+	need int // the frame's length, from Conn.Need: OnData waits for it
 }
 
 const (
@@ -44,7 +47,7 @@ func newInbound(n int) *inbound {
 func (x *inbound) free() {
 	k := inboundClass(cap(x.b))
 	if k < inboundClasses && cap(x.b) == inboundMin<<k {
-		x.b = x.b[:0]
+		x.b, x.need = x.b[:0], 0
 		inboundPools[k].Put(x)
 	}
 }
@@ -56,18 +59,27 @@ func (x *inbound) add(p []byte) *inbound {
 		x = newInbound(len(p))
 	}
 	if len(x.b)+len(p) > cap(x.b) {
-		y := newInbound(len(x.b) + len(p))
-		y.b = append(y.b, x.b...)
-		x.free()
-		x = y
+		x = x.grow(max(len(x.b)+len(p), 2*cap(x.b)))
 	}
 	x.b = append(x.b, p...)
 	return x
 }
 
+// grow moves x's bytes to a buffer with room for n, and returns it.
+func (x *inbound) grow(n int) *inbound {
+	y := newInbound(n)
+	y.b = append(y.b, x.b...)
+	y.need = x.need
+	x.free()
+	return y
+}
+
 // keepTail keeps the last k bytes of x and drops the rest, moving to a
 // smaller buffer once a large one is mostly idle, and returns the buffer.
 func (x *inbound) keepTail(k int) *inbound {
+	if k == len(x.b) {
+		return x // all of it: nothing moves
+	}
 	tail := x.b[len(x.b)-k:]
 	if cap(x.b) > inboundMin && 4*k < cap(x.b) {
 		y := newInbound(k)

@@ -68,18 +68,25 @@ type Loop struct {
 	ctx     any          // SetContext's value
 	log     *slog.Logger // nil: errors are not logged
 
-	dirty []*Conn // written to since their last flush (see Conn.dirty)
-	redo  []*Conn // to be offered their kept bytes again (see ResumeRead)
+	dirty  []*Conn       // written to since their last flush (see Conn.dirty)
+	pdirty []*PacketConn // likewise, datagram sockets
+	redo   []*Conn       // to be offered their kept bytes again (see ResumeRead)
+	dgram  *dgramIO      // the datagram sockets' buffers; nil until the first
+	pkt    Packet        // the Packet OnPacket gets, reused
 
 	// The OnData running: keeping is its Conn, keepMax its data's length,
 	// keep what it asked Keep to keep.
 	keeping *Conn
 	keepMax int
 	keep    int
+	need    int // what Need asked for, 0 if not
+
+	onStart, onStop func(*Loop) // GroupConfig.OnLoopStart and OnLoopStop
 
 	// This turn's counts, added to stats at its end: bytes read and
 	// written, and the change in bytes queued.
 	tin, tout, tqueued int64
+	tdin, tdout        int64 // datagrams received and sent
 	stats              loopStats
 
 	postMu  sync.Mutex
@@ -208,6 +215,9 @@ func (l *Loop) timeout() time.Duration {
 func (l *Loop) run() {
 	l.gid.Store(goroutineID())
 	defer close(l.done)
+	if l.onStart != nil {
+		l.onStart(l)
+	}
 	for !l.stopping || l.tab.Len() > 0 {
 		if err := l.serveOnce(l.timeout()); err != nil {
 			l.err = err
@@ -258,7 +268,7 @@ func (l *Loop) serveEvents(n int) {
 			continue
 		}
 		t.onEvent(ev.Events)
-		if len(l.dirty) > 0 {
+		if len(l.dirty)+len(l.pdirty) > 0 {
 			l.flushDirty()
 		}
 		if l.paceDue() {
@@ -278,6 +288,14 @@ func (l *Loop) flushDirty() {
 		}
 	}
 	l.dirty = l.dirty[:0]
+	for i := 0; i < len(l.pdirty); i++ {
+		p := l.pdirty[i]
+		l.pdirty[i] = nil
+		if p.is(pDirty) {
+			p.settle()
+		}
+	}
+	l.pdirty = l.pdirty[:0]
 }
 
 // runRedo offers connections resumed by ResumeRead their kept bytes, and
@@ -290,7 +308,7 @@ func (l *Loop) runRedo() bool {
 		c := l.redo[i]
 		l.redo[i] = nil
 		c.redeliver()
-		if len(l.dirty) > 0 {
+		if len(l.dirty)+len(l.pdirty) > 0 {
 			l.flushDirty()
 		}
 	}
@@ -305,7 +323,7 @@ func (l *Loop) runTimers() bool {
 		t := l.timers[0]
 		l.timers.remove(t)
 		t.fn()
-		if len(l.dirty) > 0 {
+		if len(l.dirty)+len(l.pdirty) > 0 {
 			l.flushDirty()
 		}
 		fired = true
@@ -330,7 +348,7 @@ func (l *Loop) runPosted() bool {
 		fn()
 		l.running[i] = nil
 	}
-	if len(l.dirty) > 0 {
+	if len(l.dirty)+len(l.pdirty) > 0 {
 		l.flushDirty() // one batch of posted writes, one system call each
 	}
 	return len(l.running) > 0
@@ -357,8 +375,14 @@ func (l *Loop) exit() {
 	l.exited = true
 	l.postMu.Unlock()
 	l.runPosted()
+	if l.onStop != nil {
+		l.onStop(l)
+	}
 	l.eng.close()
 	l.p.Close()
+	if l.dgram != nil {
+		l.dgram.release()
+	}
 }
 
 // beginStop starts a graceful stop on l: every connection flushes, then
@@ -368,6 +392,11 @@ func (l *Loop) beginStop() {
 	for _, c := range l.liveConns() {
 		c.beginClose(ErrServerClosed)
 	}
+	for _, p := range l.livePackets() {
+		if !p.is(pClosing) {
+			p.beginClose(ErrServerClosed)
+		}
+	}
 }
 
 // forceStop closes what is left on l now.
@@ -376,6 +405,22 @@ func (l *Loop) forceStop(reason error) {
 	for _, c := range l.liveConns() {
 		c.closeNow(reason)
 	}
+	for _, p := range l.livePackets() {
+		p.closeNow(reason)
+	}
+}
+
+// livePackets returns l's open datagram sockets, a snapshot safe to close
+// while iterating.
+func (l *Loop) livePackets() []*PacketConn {
+	var ps []*PacketConn
+	l.tab.Range(func(_ fdtable.Handle, t target) bool {
+		if p, ok := t.(*PacketConn); ok && !p.is(pClosed) {
+			ps = append(ps, p)
+		}
+		return true
+	})
+	return ps
 }
 
 // liveConns returns l's open connections, a snapshot safe to close while

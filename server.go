@@ -24,8 +24,10 @@ import (
 var ErrServerClosed = errors.New("reactor: server closed")
 
 // BackendEnv names the environment variable that overrides DefaultBackend
-// without a rebuild (REACTOR_BACKEND=poll), read once when a Server starts;
-// an unknown name is an error then, never a silent fallback.
+// without a rebuild (REACTOR_BACKEND=poll). It is read by Server.Listen,
+// Server.ListenPacket and Server.ServeFD, by Serve, and by NewGroup, each
+// time, wherever the Backend field is zero; an unknown name is an error
+// then, never a silent fallback.
 const BackendEnv = "REACTOR_BACKEND"
 
 // Server serves a listening socket with event loops. Set the fields, then
@@ -86,6 +88,11 @@ type Server struct {
 	// Uring), where a bad value is an error from Serve; other backends
 	// ignore it.
 	Uring UringConfig
+	// OnLoopStart and OnLoopStop, if set, are called on each loop's
+	// goroutine as it starts, before it serves anything, and as it ends,
+	// after every connection it served has closed: the place to make and
+	// release per-loop state (Loop.SetContext), as GroupConfig's.
+	OnLoopStart, OnLoopStop func(l *Loop)
 
 	mu      sync.Mutex
 	state   int   // stateNew, stateServing, stateDone
@@ -96,7 +103,8 @@ type Server struct {
 	group   *Group
 	loops   []*Loop // group.loops
 	backend poller.Backend
-	accs    []*acceptor // one per listening socket
+	accs    []*acceptor  // one per listening socket
+	packets []packetSpec // datagram sockets bound by ListenPacket, until Serve
 	svc     *service
 	tcp     bool // the listener is a TCP socket: accepted ones get TCP options
 	nconns  atomic.Int64
@@ -245,7 +253,7 @@ func (s *Server) ServeFD(fd int) error {
 
 // config checks the fields and resolves the backend and loop count.
 func (s *Server) config() error {
-	if s.Handler == nil {
+	if s.Handler == nil && len(s.lnfds) > 0 {
 		return errors.New("reactor: Server.Handler is nil")
 	}
 	if s.Loops < 0 || s.MaxConns < 0 || s.IdleTimeout < 0 || s.MaxInbound < 0 {
@@ -343,9 +351,10 @@ func (s *Server) fail(err error) {
 	}
 }
 
-// closeListeners closes the listening sockets the Server opened; with s.mu
-// held, before serving.
+// closeListeners closes the listening sockets the Server opened, and the
+// datagram sockets it bound; with s.mu held, before serving.
 func (s *Server) closeListeners() {
+	s.closePackets()
 	if s.ownLn {
 		for _, fd := range s.lnfds {
 			unix.Close(fd)
@@ -359,7 +368,8 @@ func (s *Server) start() error {
 	if s.reuse {
 		n = len(s.lnfds) // one loop per socket, as Listen counted them
 	}
-	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller, Logger: s.Logger, Uring: s.Uring})
+	g, err := newGroup(GroupConfig{Loops: n, Backend: s.backend, NewPoller: s.NewPoller, Logger: s.Logger, Uring: s.Uring,
+		OnLoopStart: s.OnLoopStart, OnLoopStop: s.OnLoopStop})
 	if err != nil {
 		return err
 	}
@@ -377,6 +387,11 @@ func (s *Server) start() error {
 			return err
 		}
 		s.accs = append(s.accs, a)
+	}
+	if err := s.startPackets(g); err != nil {
+		g.closePollers()
+		s.accs = nil
+		return err
 	}
 	s.group, s.loops = g, g.loops
 	s.stopped = make(chan struct{})

@@ -35,6 +35,26 @@ type Stats struct {
 	// StaleEvents counts events dropped because their connection was
 	// closed earlier in the same batch (the fd table's generation check).
 	StaleEvents int64
+	// Datagrams counts the datagram sockets' traffic; their bytes are in
+	// BytesIn and BytesOut too.
+	Datagrams DatagramStats
+}
+
+// DatagramStats counts what datagram sockets (PacketConns) did.
+type DatagramStats struct {
+	// Open is the datagram sockets open now.
+	Open int64
+	// In and Out count datagrams received and sent.
+	In, Out int64
+	// Truncated counts datagrams longer than their socket's
+	// MaxDatagram, passed on cut short.
+	Truncated int64
+	// Dropped counts datagrams written and never sent: refused by a full
+	// queue (ErrQueueFull), refused by the kernel, or left queued when
+	// their socket closed.
+	Dropped int64
+	// Errors counts the errors given to OnError.
+	Errors int64
 }
 
 // ClosedStats counts closed connections by reason.
@@ -64,6 +84,12 @@ func (s *Stats) add(o Stats) {
 	s.Queued += o.Queued
 	s.FDExhausted += o.FDExhausted
 	s.StaleEvents += o.StaleEvents
+	s.Datagrams.Open += o.Datagrams.Open
+	s.Datagrams.In += o.Datagrams.In
+	s.Datagrams.Out += o.Datagrams.Out
+	s.Datagrams.Truncated += o.Datagrams.Truncated
+	s.Datagrams.Dropped += o.Datagrams.Dropped
+	s.Datagrams.Errors += o.Datagrams.Errors
 }
 
 // loopStats is one loop's Stats as counters its goroutine adds to and any
@@ -74,6 +100,9 @@ type loopStats struct {
 	local, peer, idle, shutdown, inboundFull, err atomic.Int64
 	bytesIn, bytesOut, queued, stale              atomic.Int64
 	fdExhausted                                   atomic.Int64
+	datagramOpen, datagramIn, datagramOut         atomic.Int64
+	datagramTruncated, datagramDropped            atomic.Int64
+	datagramErrors                                atomic.Int64
 }
 
 // closed counts a connection closed with reason.
@@ -105,6 +134,10 @@ func (s *loopStats) snapshot() Stats {
 		},
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(), Queued: s.queued.Load(), StaleEvents: s.stale.Load(),
 		FDExhausted: s.fdExhausted.Load(),
+		Datagrams: DatagramStats{
+			Open: s.datagramOpen.Load(), In: s.datagramIn.Load(), Out: s.datagramOut.Load(),
+			Truncated: s.datagramTruncated.Load(), Dropped: s.datagramDropped.Load(), Errors: s.datagramErrors.Load(),
+		},
 	}
 }
 
@@ -121,6 +154,14 @@ func (l *Loop) publish() {
 	if l.tqueued != 0 {
 		l.stats.queued.Add(l.tqueued)
 		l.tqueued = 0
+	}
+	if l.tdin != 0 {
+		l.stats.datagramIn.Add(l.tdin)
+		l.tdin = 0
+	}
+	if l.tdout != 0 {
+		l.stats.datagramOut.Add(l.tdout)
+		l.tdout = 0
 	}
 }
 

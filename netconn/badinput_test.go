@@ -131,8 +131,24 @@ func netconnRows() []badinput.Row {
 				return err
 			}
 		}},
-		{Name: "netconn.Dial(udp)", Setup: badinput.Call(func() error {
-			_, err := Dial("udp", "127.0.0.1:9")
+		{Name: "netconn.Dial(sctp)", Setup: badinput.Call(func() error {
+			_, err := Dial("sctp", "127.0.0.1:9")
+			return err
+		})},
+		{Name: "netconn.Dial(udp, no port)", Setup: badinput.Call(func() error {
+			_, err := Dial("udp", "127.0.0.1")
+			return err
+		})},
+		{Name: "netconn.ListenPacket(tcp)", Setup: badinput.Call(func() error {
+			_, err := ListenPacket("tcp", "127.0.0.1:0")
+			return err
+		})},
+		{Name: "netconn.ListenPacket(udp4 on an IPv6 address)", Setup: badinput.Call(func() error {
+			_, err := ListenPacket("udp4", "[::1]:0")
+			return err
+		})},
+		{Name: "netconn.ListenPacket(unixgram, no path)", Setup: badinput.Call(func() error {
+			_, err := ListenPacket("unixgram", "")
 			return err
 		})},
 		{Name: "netconn.Dial(empty address)", Want: errMissingAddress, Setup: badinput.Call(func() error {

@@ -232,17 +232,22 @@ func (c *Conn) SetWriteBuffer(bytes int) error {
 // Control runs a function on the fd, Read and Write call theirs until it
 // reports done, parking on the loop in between.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) {
-	return rawConn{c}, nil
+	return rawConn{f: c.fd, rmu: &c.rmu, wmu: &c.wmu, opErr: c.opErr}, nil
 }
 
-// rawConn is Conn's syscall.RawConn.
-type rawConn struct{ c *Conn }
+// rawConn is the syscall.RawConn of a Conn or a PacketConn: its fd, the
+// locks that serialize its reads and writes, and how its errors read.
+type rawConn struct {
+	f        *fd
+	rmu, wmu *sync.Mutex
+	opErr    func(op string, err error) error
+}
 
 // Control runs fn on the fd; the fd is not closed while fn runs.
 func (r rawConn) Control(fn func(fd uintptr)) error {
-	_, err := r.c.fd.syscall(func(fd int) (int, error) { fn(uintptr(fd)); return 0, nil })
+	_, err := r.f.syscall(func(fd int) (int, error) { fn(uintptr(fd)); return 0, nil })
 	if err != nil {
-		return r.c.opErr("raw-control", err)
+		return r.opErr("raw-control", err)
 	}
 	return nil
 }
@@ -250,25 +255,25 @@ func (r rawConn) Control(fn func(fd uintptr)) error {
 // Read calls fn until it returns true, parking until the fd is readable
 // after each false.
 func (r rawConn) Read(fn func(fd uintptr) bool) error {
-	r.c.rmu.Lock()
-	defer r.c.rmu.Unlock()
-	return r.loop("raw-read", &r.c.fd.r, fn)
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	return r.loop("raw-read", &r.f.r, fn)
 }
 
 // Write calls fn until it returns true, parking until the fd is writable
 // after each false.
 func (r rawConn) Write(fn func(fd uintptr) bool) error {
-	r.c.wmu.Lock()
-	defer r.c.wmu.Unlock()
-	return r.loop("raw-write", &r.c.fd.w, fn)
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	return r.loop("raw-write", &r.f.w, fn)
 }
 
 func (r rawConn) loop(op string, w *waiter, fn func(fd uintptr) bool) error {
-	f := r.c.fd
+	f := r.f
 	w.prepare()
 	for {
 		if w.expired() {
-			return r.c.opErr(op, os.ErrDeadlineExceeded)
+			return r.opErr(op, os.ErrDeadlineExceeded)
 		}
 		ok, err := f.syscall(func(fd int) (int, error) {
 			if fn(uintptr(fd)) {
@@ -277,13 +282,13 @@ func (r rawConn) loop(op string, w *waiter, fn func(fd uintptr) bool) error {
 			return 0, nil
 		})
 		if err != nil {
-			return r.c.opErr(op, err)
+			return r.opErr(op, err)
 		}
 		if ok == 1 {
 			return nil
 		}
 		if err := f.wait(w); err != nil {
-			return r.c.opErr(op, err)
+			return r.opErr(op, err)
 		}
 	}
 }

@@ -122,6 +122,10 @@ func (cfg Config) DialContext(ctx context.Context, network, address string) (net
 	if address == "" {
 		return nil, opErr(errMissingAddress)
 	}
+	switch network {
+	case "udp", "udp4", "udp6", "unixgram":
+		return cfg.dialPacket(network, address)
+	}
 	sa, family, err := sock.Resolve(network, address)
 	if err != nil {
 		return nil, opErr(err)

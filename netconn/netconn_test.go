@@ -1153,8 +1153,8 @@ func TestDialContext(t *testing.T) {
 			if _, err := e.cfg.Dial("unix", filepath.Join(t.TempDir(), "none")); err == nil {
 				t.Fatal("Dial to a missing unix socket succeeded")
 			}
-			if _, err := e.cfg.Dial("udp", closed); err == nil {
-				t.Fatal("Dial udp succeeded")
+			if _, err := e.cfg.Dial("sctp", closed); err == nil {
+				t.Fatal("Dial sctp succeeded")
 			}
 		})
 	})

@@ -42,10 +42,12 @@ const (
 	OpRecv     = 27
 	OpShutdown = 34
 	OpSendmsg  = 9
+	OpRecvmsg  = 10
 )
 
 // SQE flags (SQE.Flags).
 const (
+	SqeIOLink       = 1 << 2 // IOSQE_IO_LINK: the next entry starts when this one completes; a failure cancels it
 	SqeBufferSelect = 1 << 5 // IOSQE_BUFFER_SELECT: take the buffer from a provided buffer ring
 )
 
@@ -270,6 +272,11 @@ func (r *Ring) Get() *SQE {
 	*e = SQE{}
 	r.sqeTail++
 	return e
+}
+
+// Space returns how many entries Get can hand out before a Submit.
+func (r *Ring) Space() int {
+	return int(r.sqEntries - (r.sqeTail - atomic.LoadUint32(r.sqHead)))
 }
 
 // flush publishes the entries handed out since the last flush and returns
