@@ -1,7 +1,7 @@
 // Command echoserver runs one of the four reference server models as an
 // echo server on loopback or any address:
 //
-//	go run ./cmd/echoserver -model M [-backend B] [-addr HOST:PORT] [-workers N] [-loops N]
+//	go run ./cmd/echoserver -model M [-backend B] [-addr HOST:PORT] [-workers N] [-loops N] [-network tcp|unix|udp|unixgram]
 //
 // M is iterative, multiprocess, threadpool or multiplex. B is epoll,
 // kqueue, poll, select or uring (the io_uring completion engine, linux),
@@ -10,6 +10,9 @@
 // (default 128; 0 starts a thread per client) or, for multiprocess, the
 // number of pre-forked worker processes (default 0: a process per client).
 // -loops is multiplex's number of event loops (default GOMAXPROCS).
+// -network is tcp (the default) or unix for every model, and udp or
+// unixgram for multiplex, which then echoes every datagram to its sender;
+// unix and unixgram take a path as -addr.
 //
 // When it is ready it prints exactly one line, "listening on HOST:PORT",
 // to stdout (port 0, the default, picks a free port). It echoes every byte

@@ -160,6 +160,68 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunDatagrams: -network udp (every backend) and unixgram make the
+// multiplex model echo every datagram to its sender, print the one line,
+// and return 0 on a signal; -network unix serves a stream on a path.
+func TestRunDatagrams(t *testing.T) {
+	type tc struct {
+		name string
+		args []string
+		dial func(addr string) (net.Conn, error)
+	}
+	var cases []tc
+	for _, b := range reactor.Backends() {
+		cases = append(cases, tc{"udp " + b.String(), []string{"-model", "multiplex", "-backend", b.String(), "-network", "udp", "-addr", "127.0.0.1:0"},
+			func(addr string) (net.Conn, error) { return net.Dial("udp", addr) }})
+	}
+	dir := t.TempDir()
+	cases = append(cases,
+		tc{"unixgram", []string{"-model", "multiplex", "-network", "unixgram", "-addr", filepath.Join(dir, "dgram")},
+			func(addr string) (net.Conn, error) {
+				return net.DialUnix("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "client"), Net: "unixgram"}, &net.UnixAddr{Name: addr, Net: "unixgram"})
+			}},
+		tc{"unix stream, threadpool", []string{"-model", "threadpool", "-network", "unix", "-addr", filepath.Join(dir, "stream")},
+			func(addr string) (net.Conn, error) { return net.Dial("unix", addr) }},
+	)
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			leakcheck.Check(t)
+			stdout, stderr := newOutput(), newOutput()
+			sigs := make(chan os.Signal, 1)
+			exited := make(chan int, 1)
+			go func() { exited <- run(c.args, stdout, stderr, sigs) }()
+			var addr string
+			select {
+			case line := <-stdout.line:
+				addr, _ = strings.CutPrefix(line, "listening on ")
+			case code := <-exited:
+				t.Fatalf("exited %d; stderr %q", code, stderr.String())
+			}
+			conn, err := c.dial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(20 * time.Second))
+			buf := make([]byte, 2000)
+			for _, msg := range []string{"one datagram", strings.Repeat("x", 1200)} {
+				conn.Write([]byte(msg))
+				n, err := conn.Read(buf)
+				if err != nil || string(buf[:n]) != msg {
+					t.Fatalf("echo of %d bytes: %d, %v", len(msg), n, err)
+				}
+			}
+			sigs <- unix.SIGTERM
+			if code := <-exited; code != 0 {
+				t.Fatalf("exit status %d, stderr %q", code, stderr.String())
+			}
+			if got := stderr.String(); got != "" {
+				t.Errorf("stderr %q", got)
+			}
+		})
+	}
+}
+
 // missingBackend is a backend this OS lacks, or 0.
 func missingBackend() poller.Backend {
 	for _, b := range []poller.Backend{poller.Epoll, poller.Kqueue, poller.Poll, poller.Select} {
@@ -193,6 +255,10 @@ func TestRunBadFlags(t *testing.T) {
 		{"addr without port", []string{"-model", "iterative", "-addr", "127.0.0.1"}, ""},
 		{"addr bad port", []string{"-model", "iterative", "-addr", "127.0.0.1:99999"}, ""},
 		{"bad REACTOR_BACKEND", []string{"-model", "multiplex"}, "bogus"},
+		{"unknown network", []string{"-model", "multiplex", "-network", "sctp"}, ""},
+		{"udp with threadpool", []string{"-model", "threadpool", "-network", "udp"}, ""},
+		{"unixgram with iterative", []string{"-model", "iterative", "-network", "unixgram", "-addr", "/tmp/x"}, ""},
+		{"unix without a path", []string{"-model", "multiplex", "-network", "unix"}, ""},
 	}
 	if b := missingBackend(); b != 0 {
 		tests = append(tests, struct {

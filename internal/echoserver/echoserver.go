@@ -35,6 +35,7 @@ type config struct {
 	model   string
 	backend poller.Backend
 	addr    string
+	network string
 	workers int
 	loops   int
 }
@@ -47,6 +48,7 @@ func parse(args []string) (config, error) {
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on; port 0 picks a free port")
 	workers := fs.Int("workers", -1, "threadpool: pool size, 0 = a thread per client (default 128); multiprocess: pre-forked workers, 0 = a process per client (default 0)")
 	loops := fs.Int("loops", 0, "multiplex: event loops (default GOMAXPROCS)")
+	network := fs.String("network", "tcp", "tcp or unix (every model); udp or unixgram (multiplex: every datagram is echoed to its sender)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
@@ -55,7 +57,8 @@ func parse(args []string) (config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	c := config{model: *model, addr: *addr, workers: *workers, loops: *loops}
+	c := config{model: *model, addr: *addr, network: *network, workers: *workers, loops: *loops}
+	datagram := c.network == "udp" || c.network == "unixgram"
 	switch {
 	case fs.NArg() > 0:
 		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -73,6 +76,10 @@ func parse(args []string) (config, error) {
 		return c, usageError{fmt.Errorf("-loops applies to -model multiplex only, not %s", c.model)}
 	case c.loops < 0:
 		return c, usageError{fmt.Errorf("-loops %d: want 0 or more", c.loops)}
+	case !slices.Contains([]string{"tcp", "unix", "udp", "unixgram"}, c.network):
+		return c, usageError{fmt.Errorf("-network %q: want tcp, unix, udp or unixgram", c.network)}
+	case datagram && c.model != "multiplex":
+		return c, usageError{fmt.Errorf("-network %s applies to -model multiplex only, not %s", c.network, c.model)}
 	}
 	if *backend != "" {
 		b, err := poller.ParseBackend(*backend)
@@ -95,8 +102,15 @@ func parse(args []string) (config, error) {
 		}
 		c.backend = b
 	}
-	if _, err := net.ResolveTCPAddr("tcp", c.addr); err != nil {
-		return c, usageError{fmt.Errorf("-addr %q: %v", c.addr, err)}
+	switch c.network {
+	case "tcp", "udp":
+		if _, err := net.ResolveTCPAddr("tcp", c.addr); err != nil {
+			return c, usageError{fmt.Errorf("-addr %q: %v", c.addr, err)}
+		}
+	default:
+		if !set["addr"] {
+			return c, usageError{fmt.Errorf("-network %s needs -addr PATH", c.network)}
+		}
 	}
 	if !set["workers"] {
 		// threadpool: a pool; multiprocess: a process per client.
@@ -127,14 +141,17 @@ func newServer(c config) servers.Server {
 func Run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	c, err := parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stderr, "usage: echoserver -model iterative|multiprocess|threadpool|multiplex [-backend epoll|kqueue|poll|select|uring] [-addr HOST:PORT] [-workers N] [-loops N]")
+		fmt.Fprintln(stderr, "usage: echoserver -model iterative|multiprocess|threadpool|multiplex [-backend epoll|kqueue|poll|select|uring] [-addr HOST:PORT] [-workers N] [-loops N] [-network tcp|unix|udp|unixgram]")
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
 		return 2
 	}
-	ln, err := servers.Listen("tcp", c.addr)
+	if c.network == "udp" || c.network == "unixgram" {
+		return runDatagrams(c, stdout, stderr, sigs)
+	}
+	ln, err := servers.Listen(c.network, c.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "echoserver: listen: %v\n", err)
 		return 1
@@ -162,6 +179,37 @@ func Run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	}
 	if serr != nil {
 		fmt.Fprintf(stderr, "echoserver: shutdown: %v (clients were cut off)\n", serr)
+	}
+	return 0
+}
+
+// runDatagrams is Run for -network udp or unixgram: the multiplex model's
+// reactor Server echoes every datagram to its sender.
+func runDatagrams(c config, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	s := &reactor.Server{Backend: c.backend, Loops: c.loops}
+	addr, err := s.ListenPacket(c.network, c.addr, reactor.PacketEcho, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "echoserver: listen: %v\n", err)
+		return 1
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	fmt.Fprintf(stdout, "listening on %s\n", addr)
+	select {
+	case err = <-served:
+		fmt.Fprintf(stderr, "echoserver: %v\n", err)
+		return 1
+	case <-sigs:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	serr := s.Shutdown(ctx)
+	if err = <-served; !errors.Is(err, reactor.ErrServerClosed) {
+		fmt.Fprintf(stderr, "echoserver: %v\n", err)
+		return 1
+	}
+	if serr != nil {
+		fmt.Fprintf(stderr, "echoserver: shutdown: %v\n", serr)
 	}
 	return 0
 }
