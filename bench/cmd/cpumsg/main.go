@@ -86,6 +86,9 @@ type config struct {
 	neighbors bool      // run the rest of a program beside the Go servers and report what it saw
 	loops     int       // the reactor model's -loops (0: GOMAXPROCS)
 	load      string    // the load generator: epoll (internal/loadgen) or net (a goroutine per connection on Go's net)
+	proto     string    // tcp, or udp (the datagram load, udpload.go)
+	window    int       // udp: datagrams in flight per client
+	gso       bool      // udp: the clients send their window in GSO runs
 	out       io.Writer // where the per-case reports go
 }
 
@@ -110,6 +113,9 @@ func main() {
 	flag.BoolVar(&cfg.table, "table", false, "print one summary table on stdout; the per-case reports go to stderr")
 	flag.BoolVar(&cfg.neighbors, "neighbors", false, "run the rest of a program beside each Go server (a 1 ms sleeper, a 50 MB/s allocator, a ping-pong pair: bench/internal/neighbors) and report what it saw in the measured window")
 	flag.IntVar(&cfg.loops, "loops", 1, "event loops of the reactor server (0: its default, GOMAXPROCS)")
+	flag.StringVar(&cfg.proto, "proto", "tcp", "tcp, or udp: the servers echo datagrams (c-udp, reactor, net) and -conns clients each keep -window datagrams in flight")
+	flag.IntVar(&cfg.window, "window", 1, "udp: datagrams in flight per client")
+	flag.BoolVar(&cfg.gso, "gso", false, "udp: the clients send their window in runs the kernel splits (UDP GSO), as quic-go sends")
 	flag.StringVar(&cfg.load, "load", "epoll", "the closed-loop load generator: epoll (one goroutine on one locked thread over epoll) or net (a goroutine per connection on Go's net package); -rate needs epoll")
 	flag.Parse()
 	if cfg.load != "epoll" && cfg.load != "net" || cfg.load == "net" && cfg.rate > 0 {
@@ -188,9 +194,21 @@ func wakeCost(cfg *config, tmp string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// cServers are the C servers: the epoll one (cepoll/echo.c) and the
-// io_uring one (curing/echo.c, linked with the distribution's liburing).
-var cServers = []string{"c", "c-uring"}
+// cServers are the C servers: the epoll one (cepoll/echo.c), the io_uring
+// one (curing/echo.c, linked with the distribution's liburing) and the UDP
+// one (cudp/echo.c, for -proto udp).
+var cServers = []string{"c", "c-uring", "c-udp"}
+
+// baseServer is the server the ratios are against: the first C server of
+// -servers (c for TCP, c-udp for -proto udp), "" if none.
+func baseServer(servers []string) string {
+	for _, s := range servers {
+		if slices.Contains(cServers, kind(s)) && !strings.Contains(s, "@") {
+			return s
+		}
+	}
+	return ""
+}
 
 // goServers are the servers cmd/reactorecho runs, by its -model.
 var goServers = []string{"reactor", "gnet", "evio", "nbio", "net", "raw", "rawpark", "uring"}
@@ -269,6 +287,14 @@ func build(dir, tmp string, servers []string) (map[string]string, error) {
 			return nil, fmt.Errorf("gcc: %v\n%s", err, out)
 		}
 		bins["c"] = bin
+	}
+	if slices.Contains(servers, "c-udp") {
+		bin := filepath.Join(tmp, "cudp")
+		cmd := exec.Command("gcc", "-O2", "-o", bin, filepath.Join(dir, "cudp", "echo.c"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("gcc: %v\n%s", err, out)
+		}
+		bins["c-udp"] = bin
 	}
 	if slices.Contains(servers, "c-uring") {
 		bin := filepath.Join(tmp, "curing")
@@ -404,7 +430,7 @@ func report(cfg *config, results []result) {
 		t.p50 = max(t.p50, r.p50)
 		t.p99 = max(t.p99, r.p99)
 	}
-	base := total["c"]
+	base := total[baseServer(cfg.servers)]
 	w := tabwriter.NewWriter(cfg.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "server\tround\tconns\tmsg size\tmsgs/s\tp50 us\tp99 us\tserver CPU%\tgen CPU%\tother CPU%\tserver CPU us/msg\tsched us/msg\tratio vs C\t")
 	row := func(r *result, round string) {
@@ -443,10 +469,11 @@ func report(cfg *config, results []result) {
 	}
 	// Rounds run minutes apart drift; a server's round against the C round
 	// next to it cancels much of that.
+	baseName := baseServer(cfg.servers)
 	cRound := map[int]*result{}
 	best := map[string]float64{}
 	for i, r := range results {
-		if r.server == "c" {
+		if r.server == baseName {
 			cRound[r.round] = &results[i]
 		}
 		if b, ok := best[r.server]; !ok || r.usPerMsg() < b {
@@ -454,7 +481,7 @@ func report(cfg *config, results []result) {
 		}
 	}
 	for _, name := range slices.Compact(slices.Clone(cfg.servers)) {
-		if name == "c" {
+		if name == baseName {
 			continue
 		}
 		var ratios, quiet []float64
@@ -468,8 +495,8 @@ func report(cfg *config, results []result) {
 		}
 		slices.Sort(ratios)
 		slices.Sort(quiet)
-		fmt.Fprintf(cfg.out, "%s/c CPU per message: all rounds %.3f; per round %.3f median (%.3f..%.3f); best round vs best round %.3f",
-			name, total[name].usPerMsg()/base.usPerMsg(), median(ratios), ratios[0], ratios[len(ratios)-1], best[name]/best["c"])
+		fmt.Fprintf(cfg.out, "%s/%s CPU per message: all rounds %.3f; per round %.3f median (%.3f..%.3f); best round vs best round %.3f",
+			name, baseName, total[name].usPerMsg()/base.usPerMsg(), median(ratios), ratios[0], ratios[len(ratios)-1], best[name]/best[baseName])
 		if len(quiet) > 0 {
 			fmt.Fprintf(cfg.out, "; undisturbed round pairs (%d) %.3f median (%.3f..%.3f)\n", len(quiet), median(quiet), quiet[0], quiet[len(quiet)-1])
 		} else {
@@ -501,17 +528,17 @@ type server struct {
 func start(cfg *config, name, bin, profile string) (*server, error) {
 	var args []string
 	switch kind(name) {
-	case "c", "c-uring":
+	case "c", "c-uring", "c-udp":
 		args = []string{bin, "127.0.0.1", "0"}
 	case "reactor":
 		// No -backend: the reactor reads $REACTOR_BACKEND (a NAME@VAR
 		// spec sets it; the caller's is removed below), else epoll.
-		args = []string{bin, "-model", "reactor", "-loops", strconv.Itoa(cfg.loops)}
+		args = []string{bin, "-model", "reactor", "-loops", strconv.Itoa(cfg.loops), "-network", cfg.proto}
 		if profile != "" {
 			args = append(args, "-cpuprofile", profile)
 		}
 	default:
-		args = []string{bin, "-model", kind(name)}
+		args = []string{bin, "-model", kind(name), "-network", cfg.proto}
 	}
 	if cfg.serverCPU >= 0 {
 		taskset, err := exec.LookPath("taskset")
@@ -608,7 +635,9 @@ func measure(cfg *config, name, bin, profile string) (result, error) {
 	}
 	fmt.Fprintf(os.Stderr, "  %s: pid %d on CPUs %s, %s%s\n", name, s.pid, r.cpusAllow, s.addr, on)
 	var g generator
-	if cfg.load == "net" {
+	if cfg.proto == "udp" {
+		g, err = dialUDPLoad(s.addr, cfg.conns, cfg.window, cfg.size, cfg.gso)
+	} else if cfg.load == "net" {
 		g, err = dialNet(s.addr, cfg.conns, cfg.size)
 	} else {
 		runtime.LockOSThread() // the generator's thread is pinned (see main)

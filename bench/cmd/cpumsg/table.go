@@ -214,7 +214,7 @@ func summary(out io.Writer, cfg *config, all [][]result, idle map[string]idleRes
 			p99s := strconv.FormatInt(t.latency.Quantile(0.99).Microseconds(), 10)
 			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n",
 				name, cfg.cases[i].conns, cfg.cases[i].size, float64(t.msgs)/t.wall.Seconds(),
-				p99s, cpu, ratio(t, "net"), ratio(t, "c"), mem)
+				p99s, cpu, ratio(t, "net"), ratio(t, baseServer(cfg.servers)), mem)
 		}
 	}
 	w.Flush()

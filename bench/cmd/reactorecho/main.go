@@ -3,7 +3,11 @@
 // own so that its CPU time can be read from /proc/PID/stat exactly as the C
 // server's is.
 //
-//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark|uring|gnet|evio|nbio] [-cpuprofile FILE]
+//	reactorecho [-addr 127.0.0.1:0] [-loops 1] [-backend epoll] [-model reactor|net|raw|rawpark|uring|gnet|evio|nbio] [-network tcp|udp] [-cpuprofile FILE]
+//
+// With -network udp it echoes datagrams instead: the reactor's
+// PacketEcho (model reactor) or a goroutine reading and writing a
+// *net.UDPConn (model net), each socket with 4 MiB buffers.
 //
 // It prints "listening on HOST:PORT", then "pid PID", and exits 0 on SIGINT
 // or SIGTERM after closing its clients (and writing the CPU profile).
@@ -55,6 +59,7 @@ func main() {
 	backend := flag.String("backend", "", "backend of the reactor model: epoll, poll, select, kqueue or uring (default: $REACTOR_BACKEND, else the OS's default)")
 	model := flag.String("model", "reactor", "reactor; net (goroutine per connection on Go's net package); raw or rawpark (a bare Go epoll loop, linux); uring (a bare Go io_uring loop, linux); gnet, evio or nbio (those libraries, one event loop)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	network := flag.String("network", "tcp", "tcp, or udp: echo datagrams (models reactor and net)")
 	flag.Parse()
 
 	var be poller.Backend // zero: the Server resolves $REACTOR_BACKEND
@@ -92,6 +97,24 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	if os.Getenv("REACTORECHO_NEIGHBORS") == "1" {
 		startNeighbors()
+	}
+	if *network == "udp" {
+		switch *model {
+		case "reactor":
+			err = serveReactorUDP(*addr, be, *loops, sig)
+		case "net":
+			err = serveNetUDP(*addr, sig)
+		default:
+			usage(fmt.Errorf("-network udp: model reactor or net, not %s", *model))
+		}
+		if err != nil {
+			fail(err)
+		}
+		finish()
+		return
+	}
+	if *network != "tcp" {
+		usage(fmt.Errorf("-network %q: want tcp or udp", *network))
 	}
 	switch *model {
 	case "net":
