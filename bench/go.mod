@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/lesismal/nbio v1.6.8
+	github.com/miekg/dns v1.1.73
 	github.com/muxkit/reactor v0.0.0-00010101000000-000000000000
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/quic-go/quic-go v0.65.0
