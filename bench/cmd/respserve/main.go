@@ -209,5 +209,5 @@ func (s *server) run(c *reactor.Conn, args [][]byte) {
 
 // bulk queues v as a bulk string.
 func bulk(c *reactor.Conn, v []byte) {
-	c.Writev([]byte("$" + strconv.Itoa(len(v)) + "\r\n"), v, []byte("\r\n"))
+	c.Writev([]byte("$"+strconv.Itoa(len(v))+"\r\n"), v, []byte("\r\n"))
 }
