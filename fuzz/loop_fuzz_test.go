@@ -26,8 +26,11 @@ import (
 // Client actions of FuzzLoop, decoded from the fuzz input. After one header
 // byte (bits 0-1 pick the backend from reactor.Backends(): on linux epoll,
 // poll, select and, where it runs, the io_uring engine; bit 2 one or two
-// loops, bit 3 a handler that is a HalfCloser) each action takes two bytes: the action (its low three bits) with
-// the client slot (the next three bits), and an argument.
+// loops, bit 3 a handler that is a HalfCloser, bit 4 client writes that
+// send their first lpDribble bytes one byte per system call, so frames
+// arrive split at every byte) each action takes two bytes: the action (its
+// low three bits) with the client slot (the next three bits), and an
+// argument.
 const (
 	lpConnect   = iota // connect slot to the server, if it is free
 	lpWrite            // write lpSize(arg) bytes, as many as the socket takes
@@ -54,6 +57,12 @@ const (
 	lpWait = 5 * time.Second
 	// lpWriteWait is how long, in milliseconds, a write waits for room.
 	lpWriteWait = 1
+	// lpDribble is how many bytes of each write go one per system call
+	// when the header's bit 4 asks for it.
+	lpDribble = 300
+	// lpMaxInbound is the server's MaxInbound: the two largest frames are
+	// more than half of it, so a kept frame head can take most of it.
+	lpMaxInbound = 128 << 10
 )
 
 // lpLimits makes the loop stop reading a client after a few KiB queued.
@@ -78,8 +87,10 @@ func lpSize(arg byte) int {
 
 // lpFrames are the frame sizes of the server's protocol, by connection id
 // modulo their number: it echoes whole frames only and keeps the rest with
-// Conn.Keep (1 keeps nothing; 70000 is more than one read brings).
-var lpFrames = [...]int{1, 7, 100, 4096, 70000}
+// Conn.Keep (1 keeps nothing; 70000 and 100000 are more than one read
+// brings and more than half of lpMaxInbound). A connection with an odd id
+// also says with Conn.Need how long the frame it keeps is.
+var lpFrames = [...]int{1, 7, 100, 4096, 70000, 100000}
 
 // lpFrame is connection id's frame size.
 func lpFrame(id int) int { return lpFrames[id%len(lpFrames)] }
@@ -127,9 +138,9 @@ func (o lpOp) String() string {
 	return fmt.Sprintf("%s(%d)", name, o.slot)
 }
 
-// decodeLoopOps turns the fuzz input into a backend, a loop count and
-// actions.
-func decodeLoopOps(data []byte) (poller.Backend, int, bool, []lpOp) {
+// decodeLoopOps turns the fuzz input into a backend, a loop count, whether
+// the handler is a HalfCloser, whether writes dribble, and actions.
+func decodeLoopOps(data []byte) (poller.Backend, int, bool, bool, []lpOp) {
 	backends := reactor.Backends() // the engine last, where it runs
 	var hdr byte
 	if len(data) > 0 {
@@ -138,12 +149,13 @@ func decodeLoopOps(data []byte) (poller.Backend, int, bool, []lpOp) {
 	b := backends[int(hdr&3)%len(backends)]
 	loops := 1 + int(hdr>>2&1)
 	half := hdr&8 != 0
+	dribble := hdr&16 != 0
 	var ops []lpOp
 	for len(data) >= 2 && len(ops) < lpMaxOps {
 		ops = append(ops, lpOp{kind: int(data[0] % lpNumOps), slot: int(data[0]>>3) % lpSlots, arg: data[1]})
 		data = data[2:]
 	}
-	return b, loops, half, ops
+	return b, loops, half, dribble, ops
 }
 
 // lpEnc encodes actions for the seed corpus, the inverse of decodeLoopOps.
@@ -266,6 +278,12 @@ func (s *lpServer) funcs() reactor.HandlerFuncs {
 				s.errorf("conn %d: Keep: %v", st.id, err)
 			}
 			st.kept = len(data) - n
+			if st.id%2 == 1 && st.kept > 0 && !st.peerDone {
+				// The kept bytes start a frame: wait for all of it.
+				if err := c.Need(lpFrame(st.id)); err != nil {
+					s.errorf("conn %d: Need(%d): %v", st.id, lpFrame(st.id), err)
+				}
+			}
 			if st.peerDone {
 				c.Close()
 			}
@@ -316,6 +334,7 @@ type lpRun struct {
 	closed  map[int]bool  // ids whose OnClose the test has seen
 	program []lpOp
 	half    bool // the server's handler is a HalfCloser
+	dribble bool // writes send their first lpDribble bytes one at a time
 }
 
 // fail ends the input with the program and the state of every connection.
@@ -455,14 +474,19 @@ func (r *lpRun) step(o lpOp) {
 		// Write what the socket takes, waiting up to lpWriteWait each
 		// time it is full: long enough for the loop to read, short enough
 		// that a server which stopped reading costs little.
-		for len(p) > 0 {
-			k, err := unix.Write(c.fd, p)
+		for at := 0; len(p) > 0; {
+			chunk := p
+			if r.dribble && at < lpDribble {
+				chunk = p[:1]
+			}
+			k, err := unix.Write(c.fd, chunk)
 			switch {
 			case err == unix.EAGAIN || err == unix.EINTR:
 			case err != nil:
 				r.fail("conn %d: client write: %v", c.id, err)
 			default:
 				c.sent += k
+				at += k
 				p = p[k:]
 				continue
 			}
@@ -612,6 +636,14 @@ func FuzzLoop(f *testing.F) {
 		add(lpEnc(hdr, c(0), c(1), c(2), c(3), c(4), w(1, 3), w(2, 250), w(3, 13), w(4, 255), w(4, 255),
 			rd(2, 12), op(lpHalfClose, 1, 0), op(lpHalfClose, 3, 0), op(lpHalfClose, 4, 0), rd(1, 3), rd(3, 13), rd(4, 13)))
 	}
+	// Frames split at every byte (conns 1, 2 and 4: 7, 100 and 4096) and
+	// frames over half of MaxInbound (conns 4 and 5: 70000 and 100000),
+	// waited for with Need on the odd ones.
+	for _, hdr := range []byte{16 | 4, 16 | 8} {
+		add(lpEnc(hdr, c(0), c(1), c(2), c(3), c(4), c(5), w(1, 102), w(2, 250), w(3, 16), w(3, 16), w(4, 255),
+			w(5, 255), w(5, 255), rd(1, 100), rd(2, 200), rd(3, 13), w(4, 255), w(5, 255), rd(4, 255), rd(5, 255),
+			op(lpHalfClose, 5, 0), rd(5, 255)))
+	}
 	// Reset mid-write: close with echo unread and a queue; reuse the slot.
 	add(lpEnc(4, c(0), op(lpPause, 0, 15), w(0, 12), w(0, 12), op(lpClose, 0, 0), c(0), w(0, 3), rd(0, 3)))
 	// Eight connections left open with bytes owed at Shutdown.
@@ -632,7 +664,7 @@ func FuzzLoop(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		baseOnce.Do(func() { baseFDs, baseGs = leakcheck.OpenFDs(), runtime.NumGoroutine() })
-		backend, loops, half, ops := decodeLoopOps(data)
+		backend, loops, half, dribble, ops := decodeLoopOps(data)
 		path := filepath.Join(dir, fmt.Sprintf("s%d", inputs.Add(1)))
 		s := &lpServer{
 			path:   path,
@@ -640,7 +672,7 @@ func FuzzLoop(f *testing.F) {
 			opened: make(chan *reactor.Conn, lpMaxConnects),
 			closed: make(chan int, lpMaxConnects),
 		}
-		s.srv = &reactor.Server{Handler: s.handler(half), Backend: backend, Loops: loops, Limits: lpLimits}
+		s.srv = &reactor.Server{Handler: s.handler(half), Backend: backend, Loops: loops, Limits: lpLimits, MaxInbound: lpMaxInbound}
 		if err := s.srv.Listen("unix", path); err != nil {
 			t.Fatalf("Listen: %v", err)
 		}
@@ -648,7 +680,7 @@ func FuzzLoop(f *testing.F) {
 		go func() { s.served <- s.srv.Serve() }()
 		r := &lpRun{
 			t: t, s: s, reqs: make(chan lpReq, lpMaxOps), helper: make(chan struct{}),
-			closed: make(map[int]bool), program: ops, half: half,
+			closed: make(map[int]bool), program: ops, half: half, dribble: dribble,
 		}
 		go lpHelper(s, r.reqs, r.helper)
 		shut := false
@@ -778,16 +810,18 @@ func FuzzLoop(f *testing.F) {
 				r.fail("conn %d: open at Shutdown (half-closed %v), OnClose reason %v", c.id, c.half, st.reason)
 			}
 		}
-		maxQueue := 0
+		maxQueue, echoed := 0, 0
 		for _, c := range r.all {
 			maxQueue = max(maxQueue, c.srv.Context().(*lpSrvConn).maxQueue)
+			echoed += c.srv.Context().(*lpSrvConn).echoed
 			if c.fd >= 0 {
 				unix.Close(c.fd)
 				c.fd = -1
 			}
 		}
 		lpCheckLeaks(t, baseFDs, baseGs)
-		t.Logf("%v, %d loops, HalfCloser %v: %d connections, %d actions, at most %d bytes queued", backend, loops, half, len(r.all), len(ops), maxQueue)
+		t.Logf("%v, %d loops, HalfCloser %v, dribble %v: %d connections, %d actions, at most %d bytes queued, %d bytes echoed",
+			backend, loops, half, dribble, len(r.all), len(ops), maxQueue, echoed)
 	})
 }
 
