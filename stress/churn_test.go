@@ -45,18 +45,19 @@ func (cc *churnCounts) handler() reactor.Handler {
 
 func (cc *churnCounts) closed() int64 { return cc.eof.Load() + cc.reset.Load() + cc.other.Load() }
 
-// TestChurn: 100,000 short connections (2,000 with -short), each one small
-// echo and then a close, every third a reset (SO_LINGER 0) instead, from
-// eight client goroutines, against a multiplex server with two loops. The
-// server must see every one open and close with the right reason (EOF or
-// ECONNRESET, nothing else); once they are gone the process has the fds it
-// had before them (while the server still serves), and, the server shut
-// down, the goroutines too; and its resident memory at the end is within
-// 16 MiB of what it was after the first tenth (not checked under -race). poll gets half as many.
+// TestChurn: 100,000 short connections with REACTOR_STRESS=long (2,000
+// otherwise; poll gets half as many), each one small echo and then a
+// close, every third a reset (SO_LINGER 0) instead, from eight client
+// goroutines, against a multiplex server with two loops. The server must
+// see every one open and close with the right reason (EOF or ECONNRESET,
+// nothing else); once they are gone the process has the fds it had before
+// them (while the server still serves), and, the server shut down, the
+// goroutines too; and its resident memory at the end is within 16 MiB of
+// what it was after the first tenth (not checked under -race).
 func TestChurn(t *testing.T) {
-	n := 100_000
-	if testing.Short() {
-		n = 2_000
+	n := 2_000
+	if long() {
+		n = 100_000
 	}
 	for _, tc := range []struct {
 		backend poller.Backend

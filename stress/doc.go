@@ -1,12 +1,11 @@
 // Package stress holds the stress tests of the server models: hostile and
 // heavy clients that a conformance test does not send. It has no code of
-// its own; everything is in its tests, run with
+// its own; everything is in its tests. By default (and with -short) each
+// runs its short version, fewer connections and rounds, a few seconds a
+// test; the long versions (100,000 connections of churn, every reset case
+// twice) run with REACTOR_STRESS=long, as .ci/run does:
 //
-//	go test -count=1 -timeout 600s ./stress/
-//
-// and, shorter (fewer connections; a couple of seconds per test),
-//
-//	go test -short -count=1 -timeout 300s ./stress/
+//	REACTOR_STRESS=long go test -count=1 -timeout 600s ./stress/
 //
 // What they show:
 //

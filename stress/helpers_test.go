@@ -24,6 +24,12 @@ import (
 	"github.com/muxkit/reactor/servers"
 )
 
+// long reports whether the long versions of the stress tests run: with
+// REACTOR_STRESS=long in the environment (.ci/run sets it), and not with
+// -short. Without it each test runs its short version, a few seconds, so
+// that go test ./... stays quick on a fresh clone.
+func long() bool { return os.Getenv("REACTOR_STRESS") == "long" && !testing.Short() }
+
 // ioTimeout bounds every client read and write: a server that does not
 // answer fails the test instead of hanging it.
 const ioTimeout = 10 * time.Second

@@ -77,9 +77,9 @@ var resetCases = []resetCase{
 // serving a bystander connected throughout (a new client, for iterative)
 // and, shut down, leaves no fd and no goroutine behind.
 func TestReset(t *testing.T) {
-	perCase := 2
-	if testing.Short() {
-		perCase = 1
+	perCase := 1
+	if long() {
+		perCase = 2
 	}
 	for _, m := range resetModels() {
 		t.Run(m.name, func(t *testing.T) {
