@@ -7,6 +7,9 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,15 +27,19 @@ import (
 // TestBadInput feeds the root package's exported functions the inputs a
 // caller gets wrong: bad Server options and backends, negative, closed and
 // huge fds, bad and used addresses, calls after Close or Shutdown, a
-// server started twice, a Conn used after its loop ended. Each must give a
-// clear error (the documented sentinel where there is one), never a panic
-// or a hang; where the documented answer is success (a zero-length write),
-// that is asserted instead. The other packages' tables are in their own
-// directories, run by the same runner (internal/badinput).
+// server started twice, a Conn used after its loop ended, datagram
+// sockets opened on networks and addresses they cannot have and written
+// to wrongly. Each must give a clear error (the documented sentinel where
+// there is one, else the *net.OpError net's calls return), never a panic
+// or a hang; where the documented answer is success (a zero-length
+// write), that is asserted instead. The other packages' tables are in
+// their own directories, run by the same runner (internal/badinput).
 func TestBadInput(t *testing.T) {
 	leakcheck.Check(t)
 	t.Setenv(reactor.BackendEnv, "")
-	badinput.Run(t, append(serverRows(), reactorConnRows()...))
+	rows := append(serverRows(), reactorConnRows()...)
+	rows = append(rows, packetOpenRows()...)
+	badinput.Run(t, append(rows, packetConnRows()...))
 }
 
 // biServe serves s on a loopback port and returns the address; s is shut
@@ -435,6 +442,518 @@ func reactorConnRows() []badinput.Row {
 			}
 			_, _, _ = c.LocalAddr(), c.RemoteAddr(), c.String()
 			return nil
+		})},
+	}
+}
+
+// errNetOp is what biOp turns the error net's calls would return into: a
+// row's Want.
+var errNetOp = errors.New("a *net.OpError of the op and network called")
+
+// biOp returns err wrapped in errNetOp if it is a *net.OpError of op on
+// network, as net's ListenPacket and Dial return, that also matches want
+// (unless want is nil); otherwise err as it is, which fails the row.
+func biOp(err error, op, network string, want error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == op && oe.Net == network && (want == nil || errors.Is(err, want)) {
+		return fmt.Errorf("%w: %w", errNetOp, err)
+	}
+	return err
+}
+
+// biLoop returns a loop of a one-loop Group, closed when the test ends,
+// and a function that runs fn on it and returns fn's error.
+func biLoop(t *testing.T) (*reactor.Loop, func(fn func() error) error) {
+	t.Helper()
+	g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	l := g.Loop(0)
+	return l, func(fn func() error) error {
+		res := make(chan error, 1)
+		if err := l.Post(func() { res <- fn() }); err != nil {
+			return fmt.Errorf("Post: %v", err)
+		}
+		return <-res
+	}
+}
+
+// biNoPacket is a PacketHandler that does nothing.
+var biNoPacket = reactor.PacketHandlerFuncs{}
+
+// biPort returns a loopback UDP address in use (bound by a socket closed
+// when the test ends).
+func biPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr().String()
+}
+
+// The rows of Server.ListenPacket, Group.ListenPacket, Loop.ListenPacket
+// and Loop.DialPacket: networks that are not datagram networks, addresses
+// that cannot be bound or reached, bad PacketOptions, and calls at the
+// wrong time.
+func packetOpenRows() []badinput.Row {
+	longPath := "/tmp/" + strings.Repeat("p", 200)
+	// server: a Server's ListenPacket with network, address and opt; no
+	// socket may be left open (the test's leak check).
+	server := func(network, address string, h reactor.PacketHandler, opt *reactor.PacketOptions) func() error {
+		return func() error {
+			s := &reactor.Server{Loops: 1}
+			_, err := s.ListenPacket(network, address, h, opt)
+			s.Shutdown(context.Background())
+			return err
+		}
+	}
+	serverOp := func(network, address string, want error) func(*testing.T) func() error {
+		return badinput.Call(func() error { return biOp(server(network, address, biNoPacket, nil)(), "listen", network, want) })
+	}
+	group := func(network, address string, h reactor.PacketHandler, opt *reactor.PacketOptions) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			return func() error {
+				ps, err := g.ListenPacket(network, address, h, opt)
+				if err == nil || len(ps) != 0 {
+					return fmt.Errorf("%d sockets, %v", len(ps), err)
+				}
+				return biOp(err, "listen", network, nil)
+			}
+		}
+	}
+	// onLoop: Loop.ListenPacket (listen) or DialPacket on the loop.
+	onLoop := func(listen bool, network, address string, opt *reactor.PacketOptions, want error) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			l, run := biLoop(t)
+			return func() error {
+				return run(func() error {
+					open, op := l.DialPacket, "dial"
+					if listen {
+						open, op = l.ListenPacket, "listen"
+					}
+					p, err := open(network, address, biNoPacket, opt)
+					if p != nil {
+						p.Close()
+						return fmt.Errorf("opened %v", p)
+					}
+					if want == errNetOp {
+						return biOp(err, op, network, nil)
+					}
+					return err
+				})
+			}
+		}
+	}
+	// ended: a loop whose group has closed, called from the test goroutine
+	// (no goroutine runs the loop any more).
+	ended := func(listen bool) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l := g.Loop(0)
+			return func() error {
+				var err error
+				if listen {
+					_, err = l.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil)
+				} else {
+					_, err = l.DialPacket("udp4", "127.0.0.1:9", biNoPacket, nil)
+				}
+				return err
+			}
+		}
+	}
+	rows := []badinput.Row{
+		{Name: "Server.ListenPacket(unixgram, path too long) → OpError, EINVAL", Want: errNetOp, Setup: serverOp("unixgram", longPath, unix.EINVAL)},
+		{Name: "Server.ListenPacket(unixgram, no path) → OpError", Want: errNetOp, Setup: serverOp("unixgram", "", nil)},
+		{Name: "Server.ListenPacket(unixgram, missing directory) → OpError, ENOENT", Want: errNetOp,
+			Setup: serverOp("unixgram", "/nonexistent/reactor-badinput.sock", unix.ENOENT)},
+		{Name: "Server.ListenPacket(udp4 on an IPv6 address) → OpError", Want: errNetOp, Setup: serverOp("udp4", "[::1]:0", nil)},
+		{Name: "Server.ListenPacket(port 99999) → OpError", Want: errNetOp, Setup: serverOp("udp4", "127.0.0.1:99999", nil)},
+		{Name: "Server.ListenPacket(garbage address) → OpError", Want: errNetOp, Setup: serverOp("udp", "::::not an address", nil)},
+		{Name: "Server.ListenPacket(address in use) → OpError, EADDRINUSE", Want: errNetOp, Setup: func(t *testing.T) func() error {
+			addr := biPort(t)
+			return func() error { return biOp(server("udp4", addr, biNoPacket, nil)(), "listen", "udp4", unix.EADDRINUSE) }
+		}},
+		{Name: "Server.ListenPacket(nil PacketHandler) → OpError", Want: errNetOp, Setup: badinput.Call(func() error {
+			return biOp(server("udp4", "127.0.0.1:0", nil, nil)(), "listen", "udp4", nil)
+		})},
+		{Name: "Server.ListenPacket(MaxDatagram 65536)", Setup: badinput.Call(server("udp4", "127.0.0.1:0", biNoPacket, &reactor.PacketOptions{MaxDatagram: 65536}))},
+		{Name: "Server.ListenPacket(negative MaxQueued)", Setup: badinput.Call(server("udp4", "127.0.0.1:0", biNoPacket, &reactor.PacketOptions{MaxQueued: -1}))},
+		{Name: "Server.ListenPacket(negative ReadBuffer)", Setup: badinput.Call(server("udp4", "127.0.0.1:0", biNoPacket, &reactor.PacketOptions{ReadBuffer: -1}))},
+		{Name: "Server.ListenPacket(unixgram with ReusePort)", Want: errors.ErrUnsupported,
+			Setup: badinput.Call(server("unixgram", "/tmp/reactor-badinput-reuseport.dgram", biNoPacket, &reactor.PacketOptions{ReusePort: true}))},
+		// As Listen, ListenPacket takes a backend it does not know, and
+		// Serve refuses it, closing the socket.
+		{Name: "Server.ListenPacket(Backend 99), Serve", Want: errors.ErrUnsupported, Setup: badinput.Call(func() error {
+			s := &reactor.Server{Backend: 99}
+			if _, err := s.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil); err != nil {
+				return fmt.Errorf("ListenPacket: %w", err)
+			}
+			return s.Serve()
+		})},
+		{Name: "Server.ListenPacket(Backend not on this OS)", Want: errors.ErrUnsupported, Setup: badinput.Call(func() error {
+			s := &reactor.Server{Backend: badinput.UnavailableBackend()}
+			if _, err := s.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil); err != nil {
+				return err
+			}
+			return s.Serve()
+		})},
+		{Name: "Server.ListenPacket while serving", Setup: func(t *testing.T) func() error {
+			s := &reactor.Server{Handler: reactor.Echo, Loops: 1}
+			biServe(t, s)
+			return func() error {
+				_, err := s.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil)
+				return err
+			}
+		}},
+		{Name: "Server.ListenPacket after Shutdown", Want: reactor.ErrServerClosed, Setup: func(t *testing.T) func() error {
+			s := &reactor.Server{Loops: 1}
+			shutNow(t, s)
+			return func() error {
+				_, err := s.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil)
+				return err
+			}
+		}},
+		{Name: "Group.ListenPacket(unixgram, path too long) → OpError", Want: errNetOp, Setup: group("unixgram", longPath, biNoPacket, nil)},
+		{Name: "Group.ListenPacket(nil PacketHandler) → OpError", Want: errNetOp, Setup: group("udp4", "127.0.0.1:0", nil, nil)},
+		{Name: "Group.ListenPacket(unixgram with ReusePort)", Want: errors.ErrUnsupported, Setup: func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			return func() error {
+				_, err := g.ListenPacket("unixgram", "/tmp/reactor-badinput-reuseport.dgram", biNoPacket, &reactor.PacketOptions{ReusePort: true})
+				return err
+			}
+		}},
+		{Name: "Group.ListenPacket(MaxDatagram -1)", Setup: func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			return func() error {
+				_, err := g.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, &reactor.PacketOptions{MaxDatagram: -1})
+				return err
+			}
+		}},
+		{Name: "Group.ListenPacket on one of its loops", Setup: func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			return func() error {
+				res := make(chan error, 1)
+				g.Loop(0).Post(func() {
+					_, err := g.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil)
+					res <- err
+				})
+				return <-res
+			}
+		}},
+		{Name: "Group.ListenPacket after Close", Want: reactor.ErrLoopClosed, Setup: func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return func() error {
+				_, err := g.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil)
+				return err
+			}
+		}},
+		{Name: "Loop.ListenPacket(unixgram, path too long)", Want: unix.EINVAL, Setup: onLoop(true, "unixgram", longPath, nil, unix.EINVAL)},
+		{Name: "Loop.ListenPacket(nil PacketHandler)", Want: errNetOp, Setup: func(t *testing.T) func() error {
+			l, run := biLoop(t)
+			return func() error {
+				return run(func() error {
+					_, err := l.ListenPacket("udp4", "127.0.0.1:0", nil, nil)
+					return biOp(err, "listen", "udp4", nil)
+				})
+			}
+		}},
+		{Name: "Loop.DialPacket(udp4, no port) → OpError", Want: errNetOp, Setup: onLoop(false, "udp4", "127.0.0.1", nil, errNetOp)},
+		{Name: "Loop.DialPacket(udp4 to an IPv6 address) → OpError", Want: errNetOp, Setup: onLoop(false, "udp4", "[::1]:9", nil, errNetOp)},
+		{Name: "Loop.DialPacket(unixgram, no such socket)", Want: unix.ENOENT, Setup: onLoop(false, "unixgram", "/nonexistent/reactor-badinput.sock", nil, unix.ENOENT)},
+		{Name: "Loop.DialPacket(unixgram, path too long)", Want: unix.EINVAL, Setup: onLoop(false, "unixgram", longPath, nil, unix.EINVAL)},
+		{Name: "Loop.DialPacket with ReusePort", Want: errors.ErrUnsupported,
+			Setup: onLoop(false, "udp4", "127.0.0.1:9", &reactor.PacketOptions{ReusePort: true}, errors.ErrUnsupported)},
+		{Name: "Loop.ListenPacket after the loop ended", Want: reactor.ErrLoopClosed, Setup: ended(true)},
+		{Name: "Loop.DialPacket after the loop ended", Want: reactor.ErrLoopClosed, Setup: ended(false)},
+	}
+	// Networks that are not datagram networks, for each way to open.
+	for _, network := range []string{"tcp", "", "udp7"} {
+		rows = append(rows,
+			badinput.Row{Name: fmt.Sprintf("Server.ListenPacket(%q) → OpError", network), Want: errNetOp, Setup: serverOp(network, "127.0.0.1:0", nil)},
+			badinput.Row{Name: fmt.Sprintf("Group.ListenPacket(%q) → OpError", network), Want: errNetOp, Setup: group(network, "127.0.0.1:0", biNoPacket, nil)},
+			badinput.Row{Name: fmt.Sprintf("Loop.ListenPacket(%q) → OpError", network), Want: errNetOp, Setup: onLoop(true, network, "127.0.0.1:0", nil, errNetOp)},
+			badinput.Row{Name: fmt.Sprintf("Loop.DialPacket(%q) → OpError", network), Want: errNetOp, Setup: onLoop(false, network, "127.0.0.1:9", nil, errNetOp)},
+		)
+	}
+	return rows
+}
+
+// biPacketConn opens a datagram socket on network (udp4, udp6 or
+// unixgram; connected to peer if peer is not "") with opt on a one-loop
+// Group, and returns it with a function that runs fn on its loop; errs
+// gets what OnError gets. Both end with the test.
+func biPacketConn(t *testing.T, network, peer string, opt *reactor.PacketOptions) (*reactor.PacketConn, func(fn func() error) error, chan error) {
+	t.Helper()
+	l, run := biLoop(t)
+	errs := make(chan error, 8)
+	h := reactor.PacketHandlerFuncs{Error: func(p *reactor.PacketConn, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}}
+	address := "127.0.0.1:0"
+	switch network {
+	case "udp6":
+		address = "[::1]:0"
+	case "unixgram":
+		dir, err := os.MkdirTemp("", "bi") // short: a socket path has 107 bytes at most
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		address = filepath.Join(dir, "s")
+	}
+	var p *reactor.PacketConn
+	err := run(func() error {
+		var err error
+		if peer != "" {
+			p, err = l.DialPacket(network, peer, h, opt)
+		} else {
+			p, err = l.ListenPacket(network, address, h, opt)
+		}
+		return err
+	})
+	if err != nil {
+		if network == "udp6" {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		t.Fatal(err)
+	}
+	return p, run, errs
+}
+
+// The rows of PacketConn: writes the socket cannot send (refused with
+// nothing queued), writes that are documented to succeed, and calls after
+// Close and after the loop or the Server ended.
+func packetConnRows() []badinput.Row {
+	v4 := reactor.AddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:9"))
+	v6 := reactor.AddrFromAddrPort(netip.MustParseAddrPort("[::1]:9"))
+	path := reactor.AddrFromPath("/tmp/reactor-badinput-peer.dgram")
+	// write: fn writes to a fresh socket of network on its loop.
+	write := func(network, peer string, opt *reactor.PacketOptions, fn func(p *reactor.PacketConn) error) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			p, run, _ := biPacketConn(t, network, peer, opt)
+			return func() error { return run(func() error { return fn(p) }) }
+		}
+	}
+	// writeTo: WriteTo(b, to) takes all of b, or is refused with nothing
+	// queued.
+	writeTo := func(network string, b []byte, to reactor.Addr) func(*testing.T) func() error {
+		return write(network, "", nil, func(p *reactor.PacketConn) error {
+			n, err := p.WriteTo(b, to)
+			switch {
+			case err == nil && (n != len(b) || p.Queued() != 1):
+				return fmt.Errorf("n = %d, %d queued; want %d, 1", n, p.Queued(), len(b))
+			case err != nil && (n != 0 || p.Queued() != 0):
+				return fmt.Errorf("refused (%v) with n = %d, %d queued", err, n, p.Queued())
+			}
+			return err
+		})
+	}
+	// closed: fn runs on the loop after p's Close (nothing queued: p is
+	// closed at once).
+	closed := func(peer string, fn func(p *reactor.PacketConn) error) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			p, run, _ := biPacketConn(t, "udp4", peer, nil)
+			if err := run(p.Close); err != nil {
+				t.Fatal(err)
+			}
+			return func() error { return run(func() error { return fn(p) }) }
+		}
+	}
+	// ended: p's loop has ended (its Group closed); fn runs on the test
+	// goroutine.
+	ended := func(fn func(p *reactor.PacketConn) error) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := g.ListenPacket("udp4", "127.0.0.1:0", biNoPacket, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return func() error { return fn(ps[0]) }
+		}
+	}
+	// shut: p is a Server's socket (the handler hands it over with the
+	// first datagram) and the Server has shut down.
+	shut := func(fn func(p *reactor.PacketConn) error) func(*testing.T) func() error {
+		return func(t *testing.T) func() error {
+			got := make(chan *reactor.PacketConn, 1)
+			h := reactor.PacketHandlerFuncs{Packet: func(p *reactor.PacketConn, _ *reactor.Packet) {
+				select {
+				case got <- p:
+				default:
+				}
+			}}
+			s := &reactor.Server{Loops: 1}
+			addr, err := s.ListenPacket("udp4", "127.0.0.1:0", h, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Serve() }()
+			c, err := net.DialUDP("udp4", nil, addr.(*net.UDPAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write([]byte("hello"))
+			var p *reactor.PacketConn
+			select {
+			case p = <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no datagram reached the Server's handler within 10s")
+			}
+			shutNow(t, s)
+			if err := <-done; !errors.Is(err, reactor.ErrServerClosed) {
+				t.Fatalf("Serve returned %v", err)
+			}
+			return func() error { return fn(p) }
+		}
+	}
+	connectTo := func(t *testing.T) string { return biPort(t) }
+	return []badinput.Row{
+		{Name: "PacketConn.WriteTo(no address)", Want: reactor.ErrAddrFamily, Setup: writeTo("udp4", []byte("x"), reactor.Addr{})},
+		{Name: "PacketConn.WriteTo(IPv6 address on udp4)", Want: reactor.ErrAddrFamily, Setup: writeTo("udp4", []byte("x"), v6)},
+		{Name: "PacketConn.WriteTo(a path on udp4)", Want: reactor.ErrAddrFamily, Setup: writeTo("udp4", []byte("x"), path)},
+		{Name: "PacketConn.WriteTo(an IP address on unixgram)", Want: reactor.ErrAddrFamily, Setup: writeTo("unixgram", []byte("x"), v4)},
+		{Name: "PacketConn.WriteTo(no address on unixgram)", Want: reactor.ErrAddrFamily, Setup: writeTo("unixgram", []byte("x"), reactor.Addr{})},
+		{Name: "PacketConn.WriteTo(65,508 bytes on udp4)", Want: reactor.ErrDatagramTooLong, Setup: writeTo("udp4", make([]byte, 65508), v4)},
+		{Name: "PacketConn.WriteTo(65,528 bytes on udp6)", Want: reactor.ErrDatagramTooLong, Setup: writeTo("udp6", make([]byte, 65528), v6)},
+		{Name: "PacketConn.WriteTo(65,507 bytes on udp4) → 65507, nil", OK: true, Setup: writeTo("udp4", make([]byte, 65507), v4)},
+		{Name: "PacketConn.WriteTo(nil, an address) → 0, nil (an empty datagram)", OK: true, Setup: writeTo("udp4", nil, v4)},
+		{Name: "PacketConn.WriteTo(IPv4 address on udp6) → nil (IPv4-mapped)", OK: true, Setup: writeTo("udp6", []byte("x"), v4)},
+		{Name: "PacketConn.Write not connected", Want: reactor.ErrNoPeer, Setup: write("udp4", "", nil, func(p *reactor.PacketConn) error {
+			_, err := p.Write([]byte("x"))
+			return err
+		})},
+		{Name: "PacketConn.WriteTo(another address) connected", Want: reactor.ErrNoPeer, Setup: func(t *testing.T) func() error {
+			return write("udp4", connectTo(t), nil, func(p *reactor.PacketConn) error {
+				_, err := p.WriteTo([]byte("x"), v4)
+				return err
+			})(t)
+		}},
+		{Name: "PacketConn.WriteTo(its peer) connected → nil", OK: true, Setup: func(t *testing.T) func() error {
+			return write("udp4", connectTo(t), nil, func(p *reactor.PacketConn) error {
+				_, err := p.WriteTo([]byte("x"), p.RemoteAddr())
+				return err
+			})(t)
+		}},
+		{Name: "PacketConn.WriteToTOS on unixgram", Want: reactor.ErrAddrFamily, Setup: write("unixgram", "", nil, func(p *reactor.PacketConn) error {
+			_, err := p.WriteToTOS([]byte("x"), path, 1)
+			return err
+		})},
+		{Name: "PacketConn.WriteTo past MaxQueued (1)", Want: reactor.ErrQueueFull, Setup: write("udp4", "", &reactor.PacketOptions{MaxQueued: 1}, func(p *reactor.PacketConn) error {
+			if _, err := p.WriteTo([]byte("first"), v4); err != nil {
+				return fmt.Errorf("first WriteTo: %v", err)
+			}
+			_, err := p.WriteTo([]byte("second"), v4)
+			if p.Queued() != 1 {
+				return fmt.Errorf("%v, with %d queued; want 1", err, p.Queued())
+			}
+			return err
+		})},
+		{Name: "PacketConn.WriteTo past MaxQueuedBytes (100)", Want: reactor.ErrQueueFull, Setup: write("udp4", "", &reactor.PacketOptions{MaxQueuedBytes: 100}, func(p *reactor.PacketConn) error {
+			_, err := p.WriteTo(make([]byte, 101), v4)
+			return err
+		})},
+		{Name: "PacketConn.AsyncWriteTo(wrong family) → nil, then OnError(ErrAddrFamily)", Want: reactor.ErrAddrFamily, Setup: func(t *testing.T) func() error {
+			p, _, errs := biPacketConn(t, "udp4", "", nil)
+			return func() error {
+				if err := p.AsyncWriteTo([]byte("x"), v6); err != nil {
+					return fmt.Errorf("AsyncWriteTo: %v", err)
+				}
+				select {
+				case err := <-errs:
+					return err
+				case <-time.After(4 * time.Second):
+					return errors.New("no OnError within 4s")
+				}
+			}
+		}},
+		{Name: "PacketConn.WriteTo after Close", Want: net.ErrClosed, Setup: closed("", func(p *reactor.PacketConn) error {
+			_, err := p.WriteTo([]byte("x"), v4)
+			return err
+		})},
+		{Name: "PacketConn.Write after Close (connected)", Want: net.ErrClosed, Setup: func(t *testing.T) func() error {
+			return closed(connectTo(t), func(p *reactor.PacketConn) error {
+				_, err := p.Write([]byte("x"))
+				return err
+			})(t)
+		}},
+		{Name: "PacketConn.WriteToTOS after Close", Want: net.ErrClosed, Setup: closed("", func(p *reactor.PacketConn) error {
+			_, err := p.WriteToTOS([]byte("x"), v4, 1)
+			return err
+		})},
+		{Name: "PacketConn.Close twice", Want: net.ErrClosed, Setup: closed("", func(p *reactor.PacketConn) error { return p.Close() })},
+		{Name: "PacketConn.Flush after Close (nothing queued)", Want: net.ErrClosed, Setup: closed("", func(p *reactor.PacketConn) error { return p.Flush() })},
+		{Name: "PacketConn.Fd after Close → -1", OK: true, Setup: closed("", func(p *reactor.PacketConn) error {
+			if fd := p.Fd(); fd != -1 {
+				return fmt.Errorf("Fd %d", fd)
+			}
+			return nil
+		})},
+		{Name: "PacketConn.AsyncWriteTo after Close → nil (dropped)", OK: true, Setup: closed("", func(p *reactor.PacketConn) error {
+			return p.AsyncWriteTo([]byte("x"), v4)
+		})},
+		{Name: "PacketConn.AsyncClose after Close → nil", OK: true, Setup: closed("", func(p *reactor.PacketConn) error { return p.AsyncClose() })},
+		{Name: "PacketConn.AsyncWriteTo after its loop ended", Want: reactor.ErrLoopClosed, Setup: ended(func(p *reactor.PacketConn) error {
+			return p.AsyncWriteTo([]byte("x"), v4)
+		})},
+		{Name: "PacketConn.AsyncClose after its loop ended", Want: reactor.ErrLoopClosed, Setup: ended(func(p *reactor.PacketConn) error { return p.AsyncClose() })},
+		{Name: "PacketConn.Fd, addresses after its loop ended → -1, no panic", OK: true, Setup: ended(func(p *reactor.PacketConn) error {
+			if fd := p.Fd(); fd != -1 {
+				return fmt.Errorf("Fd %d", fd)
+			}
+			_, _, _ = p.LocalAddr(), p.RemoteAddr(), p.String()
+			return nil
+		})},
+		{Name: "PacketConn.AsyncWriteTo after Server.Shutdown", Want: reactor.ErrServerClosed, Setup: shut(func(p *reactor.PacketConn) error {
+			return p.AsyncWriteTo([]byte("x"), v4)
+		})},
+		{Name: "PacketConn.AsyncClose after Server.Shutdown", Want: reactor.ErrServerClosed, Setup: shut(func(p *reactor.PacketConn) error { return p.AsyncClose() })},
+		{Name: "PacketConn.WriteTo after Server.Shutdown", Want: net.ErrClosed, Setup: shut(func(p *reactor.PacketConn) error {
+			_, err := p.WriteTo([]byte("x"), v4)
+			return err
 		})},
 	}
 }

@@ -46,27 +46,25 @@ func DatagramSocket(network, address string, listen, reusePort bool) (fd, family
 	if err != nil {
 		return -1, 0, err
 	}
-	defer func() {
-		if err != nil {
-			unix.Close(fd)
-			fd = -1
-		}
-	}()
+	if err := setupDatagram(fd, sa, listen, reusePort); err != nil {
+		unix.Close(fd)
+		return -1, 0, err
+	}
+	return fd, family, nil
+}
+
+// setupDatagram connects fd to sa (dial) or binds it there (listen), with
+// SO_REUSEPORT first if asked.
+func setupDatagram(fd int, sa unix.Sockaddr, listen, reusePort bool) error {
 	if !listen {
-		if err := unix.Connect(fd, sa); err != nil {
-			return -1, 0, os.NewSyscallError("connect", err)
-		}
-		return fd, family, nil
+		return os.NewSyscallError("connect", unix.Connect(fd, sa))
 	}
 	if reusePort {
 		if err := setReusePort(fd); err != nil {
-			return -1, 0, err
+			return err
 		}
 	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return -1, 0, os.NewSyscallError("bind", err)
-	}
-	return fd, family, nil
+	return os.NewSyscallError("bind", unix.Bind(fd, sa))
 }
 
 // ResolveDatagram turns a datagram network and address into a sockaddr and
