@@ -54,6 +54,7 @@ const (
 	opAccept  = 3
 	opRecvmsg = 4
 	opSendmsg = 5
+	opOutPoll = 6 // a datagram socket's wait for room before its sends
 
 	udEpoll  = 1 // the poll on the epoll fd
 	udIgnore = 2 // cancellations: nothing to do on completion

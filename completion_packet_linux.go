@@ -20,6 +20,15 @@ import (
 // until they have all completed. They are linked (IOSQE_IO_LINK), so they
 // go, and complete, in order, and one that fails cancels those after it,
 // which are sent again: the queue advances in order whatever happens.
+//
+// A send is never retried by the kernel: each goes with MSG_DONTWAIT, so
+// a socket without room completes it with EAGAIN, and the chain sent
+// again starts with a poll for room (POLLOUT) linked to the sends. The
+// kernel's own retry (io_uring polls and sends again) is not safe for a
+// datagram: on an AF_UNIX socket whose peer's queue is full, the first
+// try has already consumed the message's iovec, and the retry sends an
+// empty datagram and completes with 0 (seen on linux 6.18; FuzzPacket
+// found it).
 
 // ringDgramSends is how many sendmsgs a datagram socket has in flight at
 // most.
@@ -98,16 +107,22 @@ func (e *completion) sendPackets(p *PacketConn, now bool) {
 	if k == 0 {
 		return
 	}
-	e.reserve(k) // the chain goes in one submission
+	wait := p.is(pWait)
+	if wait {
+		e.reserve(k + 1) // the chain goes in one submission
+		q := e.sqe()
+		q.Opcode, q.Fd, q.OpFlags = uring.OpPollAdd, int32(p.fd), unix.POLLOUT
+		q.Flags |= uring.SqeIOLink
+		q.UserData = ringTag(p.handle, opOutPoll)
+	} else {
+		e.reserve(k)
+	}
 	for j := range k {
 		s := &r.sends[j]
 		sock.Msghdr(&s.hdr, &s.iov, &s.m, false)
 		q := e.sqe()
 		q.Opcode, q.Fd, q.Addr, q.Len = uring.OpSendmsg, int32(p.fd), uint64(uintptr(unsafe.Pointer(&s.hdr))), 1
-		q.OpFlags = unix.MSG_NOSIGNAL
-		if p.is(pWait) {
-			q.Ioprio = uring.RecvSendPollFirst
-		}
+		q.OpFlags = unix.MSG_NOSIGNAL | unix.MSG_DONTWAIT
 		if j < k-1 {
 			q.Flags |= uring.SqeIOLink
 		}
@@ -116,6 +131,9 @@ func (e *completion) sendPackets(p *PacketConn, now bool) {
 	r.nsend = k
 	p.st |= pSend
 	p.st &^= pWait
+	if wait {
+		p.st |= pOutPoll
+	}
 	if now {
 		e.submit()
 	}
@@ -143,6 +161,11 @@ func (e *completion) abortPacket(p *PacketConn) bool {
 	if p.is(pRecv) && !p.is(pRecvCancel) {
 		e.cancel(ringTag(p.handle, opRecvmsg))
 		p.st |= pRecvCancel
+	}
+	if p.is(pOutPoll) {
+		// Sends waiting for room that may never come: cancelling the poll
+		// cancels them.
+		e.cancel(ringTag(p.handle, opOutPoll))
 	}
 	return false
 }
@@ -191,7 +214,7 @@ func (e *completion) onSendmsg(p *PacketConn, res int32) {
 	}
 	n := r.nsend
 	r.nsend, r.done = 0, 0
-	p.st &^= pSend
+	p.st &^= pSend | pOutPoll
 	if p.is(pClosed) {
 		e.settlePacket(p)
 		return

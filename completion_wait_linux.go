@@ -199,10 +199,13 @@ func (e *completion) completeOne(ud uint64, res int32, flags uint32) {
 	case *acceptor:
 		e.onAccepted(t, res, flags)
 	case *PacketConn:
-		if ud>>opShift&0xf == opRecvmsg {
+		switch ud >> opShift & 0xf {
+		case opRecvmsg:
 			e.onRecvmsg(t, res)
-		} else {
+		case opSendmsg:
 			e.onSendmsg(t, res)
 		}
+		// opOutPoll: nothing to do; a failed poll cancels the sends
+		// linked to it, and their completions resend.
 	}
 }

@@ -71,7 +71,9 @@ type Packet struct {
 // the socket's loop goroutine and must not block: while it runs, nothing
 // else on that loop is served.
 type PacketHandler interface {
-	// OnPacket is called once per datagram received on p.
+	// OnPacket is called once per datagram received on p, never after
+	// p's Close or AsyncClose has begun: datagrams read in the same batch
+	// and not yet served are discarded, as those still in the socket are.
 	OnPacket(p *PacketConn, pkt *Packet)
 	// OnError is called with an error that does not close p: an ICMP
 	// error for an earlier datagram (ECONNREFUSED: nothing listens at a
@@ -200,6 +202,7 @@ const (
 	pRecv              // the completion engine: a receive is in flight
 	pRecvCancel        // its cancellation is asked for
 	pSend              // the completion engine: sends are in flight
+	pOutPoll           // the completion engine: they wait behind a poll for room
 )
 
 // PacketConn is one datagram socket served by a Loop: bound (ListenPacket)
@@ -555,7 +558,7 @@ func (p *PacketConn) arrived(buf []byte, m *sock.Msg) {
 		p.h.OnPacket(p, pkt)
 		return
 	}
-	for off := 0; off < n && !p.is(pClosed); off += seg {
+	for off := 0; off < n && !p.is(pClosed|pClosing); off += seg {
 		end := min(off+seg, n)
 		l.tin += int64(end - off)
 		l.tdin++
@@ -609,11 +612,11 @@ func (p *PacketConn) message(m *sock.Msg, oob []byte, i int) (int, error) {
 	ents := p.q.ents
 	e := &ents[i]
 	k := 1
-	if p.is(pGSO) {
+	if p.is(pGSO) && e.n > 0 { // an empty datagram is no segment: it goes alone
 		total := e.n
 		for j := i + 1; j < len(ents) && k < gsoMax; j++ {
 			f := &ents[j]
-			if f.to != e.to || f.tos != e.tos || f.n > e.n || total+f.n > maxUDP4Payload || f.off != e.off+total {
+			if f.n == 0 || f.to != e.to || f.tos != e.tos || f.n > e.n || total+f.n > maxUDP4Payload || f.off != e.off+total {
 				break
 			}
 			total += f.n

@@ -103,8 +103,8 @@ func (p *PacketConn) receive() {
 		for i := range n {
 			m := &d.rmsgs[i]
 			p.arrived(m.Buf, m)
-			if p.is(pClosed) {
-				return
+			if p.is(pClosed | pClosing) {
+				return // the rest of the batch is not served, as if never read
 			}
 		}
 		if len(l.dirty)+len(l.pdirty) > 0 {
