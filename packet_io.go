@@ -73,14 +73,15 @@ func (d *dgramIO) release() {
 func (p *PacketConn) recvSize() int { return p.opt.MaxDatagram }
 
 // receive reads p's datagrams, many per system call, for at most
-// dgramBudget, and hands each to OnPacket.
-func (p *PacketConn) receive() {
+// dgramBudget, hands each to OnPacket, and returns how many it read.
+func (p *PacketConn) receive() int {
 	l := p.loop
 	d, err := l.datagrams(p.recvSize())
 	if err != nil {
 		p.closeNow(err)
-		return
+		return 0
 	}
+	got := 0
 	cs := sock.ControlSpace
 	for budget := dgramBudget; budget > 0 && !p.is(pClosed|pClosing); {
 		k := min(dgramBatch, budget)
@@ -92,19 +93,20 @@ func (p *PacketConn) receive() {
 		n, err := d.recv.Recv(p.fd, d.rmsgs[:k])
 		switch {
 		case err == unix.EAGAIN:
-			return
+			return got
 		case isPeerError(err):
 			p.reportError(os.NewSyscallError("recvmsg", err))
 			continue
 		case err != nil:
 			p.closeNow(os.NewSyscallError("recvmmsg", err))
-			return
+			return got
 		}
+		got += n
 		for i := range n {
 			m := &d.rmsgs[i]
 			p.arrived(m.Buf, m)
 			if p.is(pClosed | pClosing) {
-				return // the rest of the batch is not served, as if never read
+				return got // the rest of the batch is not served, as if never read
 			}
 		}
 		if len(l.dirty)+len(l.pdirty) > 0 {
@@ -112,9 +114,10 @@ func (p *PacketConn) receive() {
 		}
 		budget -= n
 		if n < k {
-			return // drained
+			return got // drained
 		}
 	}
+	return got
 }
 
 // isPeerError reports an error a datagram socket gets for an earlier
