@@ -100,7 +100,9 @@ func (g *udpGen) fill(i int) error {
 		k := min(g.window-c.inflight, udpBatch)
 		now := g.now()
 		if g.gso && k > 1 {
-			// One send of k datagrams the kernel splits.
+			// One send of k datagrams the kernel splits; a UDP_SEGMENT
+			// send carries one UDP payload's worth at most.
+			k = min(k, 65507/g.size)
 			b := g.bufs[:k*g.size]
 			for j := range k {
 				binary.LittleEndian.PutUint64(b[j*g.size:], uint64(now))
