@@ -118,7 +118,7 @@ func (e *completion) interest(c *Conn) {
 		}
 		c.want = 0
 	}
-	want := c.reading() || c.is(stDraining)
+	want := c.reading() || c.is(stLinger)
 	switch {
 	case want && !c.is(stRecv):
 		e.armRecv(c)
@@ -171,7 +171,7 @@ func (e *completion) onRecv(c *Conn, res int32, flags uint32) {
 	case c.is(stClosed):
 		c.finishClose()
 		return
-	case res > 0 && c.is(stDraining|stClosing):
+	case res > 0 && c.is(stLinger|stClosing):
 		// Dropped, as the readiness loop's drain drops them.
 	case res > 0 && c.reading():
 		c.arrived(data)
@@ -183,7 +183,7 @@ func (e *completion) onRecv(c *Conn, res int32, flags uint32) {
 		c.active = l.now
 		c.in = c.in.add(data)
 		c.st |= stStashed
-	case res == 0 && c.is(stDraining):
+	case res == 0 && c.is(stLinger):
 		c.closeNow(c.reason())
 	case res == 0 && c.is(stClosing):
 		c.st |= stEOF // endClose closes at once
@@ -203,7 +203,7 @@ func (e *completion) onRecv(c *Conn, res int32, flags uint32) {
 		e.br.Grow(2 * e.br.Provided())
 	case res == -int32(unix.ECANCELED):
 		// Armed again below if c still reads.
-	case c.is(stDraining):
+	case c.is(stLinger):
 		c.closeNow(c.reason())
 	default:
 		c.closeNow(errnoRes("recv", res))

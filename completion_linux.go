@@ -180,7 +180,7 @@ func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
 	}
 	ep, ok := l.p.(poller.FDPoller)
 	if !ok || l.p.Backend() != poller.Epoll {
-		return nil, errors.New("reactor: the io_uring engine needs an epoll poller beside it")
+		return nil, errors.New("reactor: the completion engine needs an epoll poller beside it")
 	}
 	cfg, err := cfg.resolve()
 	if err != nil {

@@ -23,7 +23,7 @@ func TestUringSupport(t *testing.T) {
 		if !errors.Is(err, errors.ErrUnsupported) {
 			t.Fatalf("UringSupport() = %v, want nil or an error matching ErrUnsupported", err)
 		}
-		t.Skipf("the io_uring engine cannot run here, its tests are skipped: %v", err)
+		t.Skipf("the completion engine cannot run here, its tests are skipped: %v", err)
 	}
 	if !slices.Contains(Backends(), Uring) {
 		t.Fatalf("Backends() = %v, without uring", Backends())

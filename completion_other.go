@@ -7,13 +7,13 @@ import (
 	"fmt"
 )
 
-// completion is the io_uring engine, linux's alone: elsewhere none is ever
+// completion is the completion engine, linux's alone: elsewhere none is ever
 // made (ringSupport refuses), so no loop has one.
 type completion struct{ engine }
 
 // ringSupport is why the engine cannot run here.
 func ringSupport() error {
-	return fmt.Errorf("reactor: the io_uring engine is linux only: %w", errors.ErrUnsupported)
+	return fmt.Errorf("reactor: the completion engine is linux only: %w", errors.ErrUnsupported)
 }
 
 // newCompletion refuses: the engine is linux's.

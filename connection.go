@@ -75,10 +75,10 @@ const (
 	// flushed and then the connection closes with its reason.
 	stClosing
 	stClosed
-	// stDraining: the queue is flushed and the sending side shut; what the
+	// stLinger: the queue is flushed and the sending side shut; what the
 	// peer still sends is read and dropped until its end of file (see
 	// endClose).
-	stDraining
+	stLinger
 	// stEOF: the peer's end of file has been read.
 	stEOF
 	// stDirty: written to since the last flush; on the loop's dirty list.
@@ -163,7 +163,7 @@ type Conn struct {
 	sock   conn.Conn // the socket and its write queue, by value: one allocation, its hot fields next to ours
 	handle fdtable.Handle
 	ctx    any
-	idle   *Timer   // the connect timeout, then the idle timeout, then the drain's limit; nil without any
+	idle   *Timer   // the connect timeout, then the idle timeout, then the linger's limit; nil without any
 	in     *inbound // the bytes kept by Keep; nil when none
 	dial   *dialing // a Dialer's connect in progress; nil once connected
 }
@@ -314,8 +314,8 @@ func (c *Conn) Buffered() int {
 // while the handler catches up (with Drainer, it resumes when its replies
 // have drained). Writing goes on. The peer's end of file is not read
 // either while reading is paused: it cannot overtake the bytes kept, which
-// ResumeRead offers first, so every request that came before it is seen. It makes at most one system call (the
-// poller's) and does not allocate.
+// ResumeRead offers first, so every request that came before it is seen.
+// It makes at most one system call (the poller's) and does not allocate.
 func (c *Conn) PauseRead() {
 	c.loop.checkLoop("Conn.PauseRead")
 	if c.is(stClosed | stUserPaused) {
@@ -408,11 +408,12 @@ func (c *Conn) beginClose(reason error) {
 // reason is why a graceful close ends.
 func (c *Conn) reason() error { return closeReasons[c.why] }
 
-// drainTimeout bounds how long a closing connection waits for the peer's
-// end of file after its own (see endClose): net/http's figure. While it
-// drains, nothing unread piles up, so closing after it resets only if the
-// peer is still sending.
-const drainTimeout = 500 * time.Millisecond
+// lingerTimeout bounds a close's linger: how long a closing connection
+// waits for the peer's end of file after its own (see endClose), and a
+// closing PacketConn for room to send what it queued; net/http's figure.
+// While a connection lingers nothing unread piles up, so closing after it
+// resets only if the peer is still sending.
+const lingerTimeout = 500 * time.Millisecond
 
 // endClose ends a graceful close once the queue is flushed. Closing a TCP
 // socket that still has unread bytes, or that receives more afterwards,
@@ -421,14 +422,15 @@ const drainTimeout = 500 * time.Millisecond
 // peer has finished sending already, or (linux) nothing is unread and every
 // byte sent is acknowledged, endClose shuts the sending side (the peer reads
 // end of file after the last byte) and reads and drops what still comes
-// until the peer's end of file, for drainTimeout at most; then the
-// connection closes with its reason. net/http closes the same way.
+// until the peer's end of file, for lingerTimeout at most (it lingers);
+// then the connection closes with its reason. net/http closes the same
+// way. (This is not a Drainer's drain, which is about the write queue.)
 func (c *Conn) endClose() {
-	if c.is(stEOF) || settled(c.sock.Fd()) || c.sock.CloseWrite() != nil {
+	if c.is(stEOF) || quiet(c.sock.Fd()) || c.sock.CloseWrite() != nil {
 		c.closeNow(c.reason())
 		return
 	}
-	c.st |= stDraining
+	c.st |= stLinger
 	c.update()
 	if c.is(stClosed) {
 		return // the peer's end of file was there already
@@ -436,12 +438,12 @@ func (c *Conn) endClose() {
 	if c.idle != nil {
 		c.idle.Stop()
 	}
-	c.idle = c.loop.AfterFunc(drainTimeout, func() { c.closeNow(c.reason()) })
+	c.idle = c.loop.AfterFunc(lingerTimeout, func() { c.closeNow(c.reason()) })
 }
 
-// drain reads and drops what the peer sends while draining; at its end of
-// file, or on an error, c closes. It reports whether c closed.
-func (c *Conn) drain() bool {
+// linger reads and drops what the peer sends while c lingers; at its end
+// of file, or on an error, c closes. It reports whether c closed.
+func (c *Conn) linger() bool {
 	for {
 		_, err := c.sock.Read(c.loop.buf)
 		switch {
@@ -534,8 +536,8 @@ func (c *Conn) onEvent(ev poller.Events) {
 	case c.is(stConnecting):
 		c.onConnect()
 		return
-	case c.is(stDraining):
-		c.drain()
+	case c.is(stLinger):
+		c.linger()
 		return
 	}
 	if ev&(poller.Writable|poller.Error|poller.HangUp) != 0 && c.sock.Pending() > 0 {
@@ -690,7 +692,7 @@ func (c *Conn) settle() {
 			}
 		}
 	}
-	if c.is(stClosing) && !c.is(stDraining) && c.sock.Pending() == 0 {
+	if c.is(stClosing) && !c.is(stLinger) && c.sock.Pending() == 0 {
 		c.endClose()
 		return
 	}

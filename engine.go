@@ -26,7 +26,7 @@ import (
 //	send(c, now)     send c's queue: now, or by the end of the turn
 //	writev(c, bufs)  send c's queue and then bufs, now
 //	interest(c)      follow c's state: reading or not, bytes queued or not,
-//	                 draining after a graceful close
+//	                 lingering after a graceful close
 //	abort(c)         c is closed: stop its operations; report whether its
 //	                 fd may be closed now (else finishClose closes it when
 //	                 the last operation ends)

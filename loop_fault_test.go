@@ -603,7 +603,7 @@ func TestLoopFaultStaleToken(t *testing.T) {
 	}
 	// b's client has finished sending: b's graceful Close finds its end of
 	// file at once and closes there and then (see Conn.endClose), rather
-	// than draining.
+	// than lingering.
 	if err := cb.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func serveLoadgen() {
 // of another process, a goroutine of the same program that sleeps 1 ms at
 // a time still runs about as often as it asks, with GOMAXPROCS 1, so that
 // the loop and it share the one P. A loop that keeps its P (a raw system
-// call) or never enters the scheduler starves it: the io_uring engine as
+// call) or never enters the scheduler starves it: the completion engine as
 // it was, holding its P between completions, let it run 47 times a second
 // instead of some 900, 19 ms late at the median. On every backend.
 func TestNeighborsRunBesideBusyLoop(t *testing.T) {

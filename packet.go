@@ -662,7 +662,7 @@ func (p *PacketConn) beginClose(reason error) {
 		p.closeNow(reason)
 		return
 	}
-	p.timer = p.loop.AfterFunc(drainTimeout, func() { p.closeNow(p.why) })
+	p.timer = p.loop.AfterFunc(lingerTimeout, func() { p.closeNow(p.why) })
 	if !p.is(pDirty) {
 		p.settle()
 	}

@@ -101,19 +101,19 @@ func (e *readiness) writev(c *Conn, bufs [][]byte) (int, error) {
 	return n, nil
 }
 
-// interest sets c's poller interest: Readable while it reads or drains,
+// interest sets c's poller interest: Readable while it reads or lingers,
 // Writable while bytes are queued (or its connect is in progress). A
 // connection that wants neither leaves the poller until it does again: a
 // level-triggered poller reports a hang-up whatever the interest, and would
-// make the loop spin on it. A draining c is drained at once, in case the
+// make the loop spin on it. A lingering c is read at once, in case the
 // peer's end of file is there already.
 func (e *readiness) interest(c *Conn) {
 	var want poller.Events
 	switch {
 	case c.is(stConnecting):
 		want = poller.Writable
-	case c.is(stDraining):
-		if c.drain() {
+	case c.is(stLinger):
+		if c.linger() {
 			return // closed
 		}
 		want = poller.Readable

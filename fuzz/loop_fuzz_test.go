@@ -25,7 +25,7 @@ import (
 
 // Client actions of FuzzLoop, decoded from the fuzz input. After one header
 // byte (bits 0-1 pick the backend from reactor.Backends(): on linux epoll,
-// poll, select and, where it runs, the io_uring engine; bit 2 one or two
+// poll, select and, where it runs, the completion engine; bit 2 one or two
 // loops, bit 3 a handler that is a HalfCloser, bit 4 client writes that
 // send their first lpDribble bytes one byte per system call, so frames
 // arrive split at every byte) each action takes two bytes: the action (its

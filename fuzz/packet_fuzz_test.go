@@ -27,7 +27,7 @@ import (
 // The input of FuzzPacket: two header bytes, then three bytes per action.
 //
 // Header byte 0: bits 0-1 pick the backend from reactor.Backends() (on
-// linux epoll, poll, select and, where it runs, the io_uring engine); bit
+// linux epoll, poll, select and, where it runs, the completion engine); bit
 // 2 a Server (set) or a Group; bit 3 unixgram (set) or udp4; bits 4-5 the
 // sockets' MaxDatagram (ppMaxDatagram); bits 6-7 their MaxQueued
 // (ppMaxQueued). Header byte 1: bit 0 two loops, not one; bit 1 a

@@ -15,7 +15,7 @@ import (
 	"github.com/muxkit/reactor"
 )
 
-// packetTest runs fn per backend the reactor has here, the io_uring engine
+// packetTest runs fn per backend the reactor has here, the completion engine
 // included, with a group of its own, checking for leaks as netTest does.
 func packetTest(t *testing.T, fn func(t *testing.T, e *netEnv)) {
 	t.Helper()
