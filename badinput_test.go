@@ -21,7 +21,6 @@ import (
 	"github.com/muxkit/reactor/internal/badinput"
 	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/internal/sock"
-	"github.com/muxkit/reactor/servers"
 )
 
 // TestBadInput feeds the root package's exported functions the inputs a
@@ -40,6 +39,18 @@ func TestBadInput(t *testing.T) {
 	rows := append(serverRows(), reactorConnRows()...)
 	rows = append(rows, packetOpenRows()...)
 	badinput.Run(t, append(rows, packetConnRows()...))
+}
+
+// biListener returns a listening loopback TCP socket's fd, closed when the
+// test ends.
+func biListener(t *testing.T) int {
+	t.Helper()
+	fd, _, err := sock.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }
 
 // biServe serves s on a loopback port and returns the address; s is shut
@@ -169,23 +180,15 @@ func serverRows() []badinput.Row {
 			return func() error { return (&reactor.Server{Handler: reactor.Echo}).ServeFD(fd) }
 		}},
 		{Name: "Server.ServeFD(1<<32+listening fd)", Setup: func(t *testing.T) func() error {
-			ln, err := servers.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
-			return func() error { return (&reactor.Server{Handler: reactor.Echo, Loops: 1}).ServeFD(1<<32 + ln.Fd()) }
+			fd := biListener(t)
+			return func() error { return (&reactor.Server{Handler: reactor.Echo, Loops: 1}).ServeFD(1<<32 + fd) }
 		}},
 		{Name: "Server.ServeFD(socketpair end, not listening)", Setup: nonListening("socketpair")},
 		{Name: "Server.ServeFD(unconnected TCP socket, not listening)", Setup: nonListening("tcp")},
 		{Name: "Server.ServeFD with ReusePort", Want: errors.ErrUnsupported, Setup: func(t *testing.T) func() error {
-			ln, err := servers.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
+			fd := biListener(t)
 			return func() error {
-				return (&reactor.Server{Handler: reactor.Echo, ReusePort: true}).ServeFD(ln.Fd())
+				return (&reactor.Server{Handler: reactor.Echo, ReusePort: true}).ServeFD(fd)
 			}
 		}},
 		{Name: "Server.Listen(unix) with ReusePort", Want: errors.ErrUnsupported, Setup: badinput.Call(func() error {

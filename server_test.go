@@ -16,89 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/poller"
 )
-
-// forEachBackend runs fn as a subtest for every backend this OS has.
-func forEachBackend(t *testing.T, fn func(t *testing.T, b poller.Backend)) {
-	t.Helper()
-	for _, b := range testBackends(t) {
-		t.Run(b.String(), func(t *testing.T) { fn(t, b) })
-	}
-}
-
-// testBackends is Backends, with the reason logged when the completion
-// engine cannot run here (TestUringSupport skips saying so).
-func testBackends(t testing.TB) []poller.Backend {
-	bs := poller.Available()
-	if err := UringSupport(); err != nil {
-		t.Logf("uring skipped: %v", err)
-		return bs
-	}
-	return append(bs, Uring)
-}
-
-// openFDs is the number of open fds (linux).
-func openFDs() int { return leakcheck.OpenFDs() }
-
-// checkLeaks fails the test if it leaves an fd or a goroutine behind.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	leakcheck.Check(t)
-}
-
-// serve starts s on a loopback port and returns the address; the server is
-// shut down when the test ends and Serve must then return ErrServerClosed.
-func serve(t *testing.T, s *Server) string {
-	t.Helper()
-	if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	return serveListening(t, s)
-}
-
-// serveListening is serve for a server that is listening already.
-func serveListening(t *testing.T, s *Server) string {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return s.Addr().String()
-}
-
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	return c
-}
-
-// roundTrip writes msg and reads back as many bytes.
-func roundTrip(t *testing.T, c net.Conn, msg []byte) []byte {
-	t.Helper()
-	if _, err := c.Write(msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("read back: %v", err)
-	}
-	return got
-}
 
 func TestEchoManyClients(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
@@ -289,24 +208,14 @@ func TestIdleTimeout(t *testing.T) {
 			roundTrip(t, busy, []byte("x"))
 		}
 		// An idle one is closed with ErrIdleTimeout.
-		quiet := dial(t, addr)
-		if _, err := quiet.Read(make([]byte, 1)); err != io.EOF {
+		silent := dial(t, addr)
+		if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("idle client read: %v, want EOF from the server's close", err)
 		}
 		if err := <-reasons; !errors.Is(err, ErrIdleTimeout) {
 			t.Fatalf("close reason %v, want ErrIdleTimeout", err)
 		}
 	})
-}
-
-// onLoop runs fn on l's goroutine and waits for it.
-func onLoop(t testing.TB, l *Loop, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	if err := l.Post(func() { fn(); close(done) }); err != nil {
-		t.Fatal(err)
-	}
-	<-done
 }
 
 func TestTimers(t *testing.T) {
@@ -493,24 +402,6 @@ func TestShutdownDeadlineForcesClose(t *testing.T) {
 	client.Close()
 }
 
-// loopsOf waits until s serves and returns its loops.
-func loopsOf(t testing.TB, s *Server) []*Loop {
-	t.Helper()
-	end := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		st, loops := s.state, s.loops
-		s.mu.Unlock()
-		if st == stateServing {
-			return loops
-		}
-		if time.Now().After(end) {
-			t.Fatal("server not serving within 5s")
-		}
-		time.Sleep(time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // roundTripOpen waits until s has registered a connection.
 func roundTripOpen(t *testing.T, s *Server) {
 	t.Helper()
@@ -614,15 +505,6 @@ func TestStaleEventInOneBatch(t *testing.T) {
 	})
 }
 
-func socketpairFDs(t *testing.T) (int, int) {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fds[0], fds[1]
-}
-
 func TestMaxConns(t *testing.T) {
 	checkLeaks(t)
 	addr := serve(t, &Server{Handler: Echo, Loops: 1, MaxConns: 2})
@@ -692,17 +574,6 @@ func TestServerMisuse(t *testing.T) {
 	}
 }
 
-func unavailableBackend() poller.Backend {
-	for _, b := range []poller.Backend{poller.Epoll, poller.Kqueue} {
-		p, err := poller.New(b)
-		if err != nil {
-			return b
-		}
-		p.Close()
-	}
-	return poller.Backend(99)
-}
-
 func TestBackendEnv(t *testing.T) {
 	for _, b := range testBackends(t) {
 		t.Setenv(BackendEnv, b.String())
@@ -732,7 +603,7 @@ func TestBackendEnv(t *testing.T) {
 // Closing a socket with unread input makes the kernel send a reset and
 // drop what it has not yet transmitted, so every byte the server flushed
 // must still reach the client: Conn.endClose shuts the sending side and
-// drains before it closes.
+// lingers (reads until the peer's end of file) before it closes.
 func TestShutdownNoResetLoss(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
 		checkLeaks(t)
@@ -818,4 +689,59 @@ func TestAcceptBurstInOneTurn(t *testing.T) {
 			t.Fatal("no connection opened")
 		}
 	})
+}
+
+// TestShutdownFromHandler: Shutdown called in a handler, on the loop it
+// would otherwise wait for, returns nil at once; the shutdown goes on
+// (the reply written before it is flushed, the client then reads end of
+// file) and Serve returns ErrServerClosed. A second Shutdown from a
+// handler returns at once too.
+func TestShutdownFromHandler(t *testing.T) {
+	for _, b := range testBackends(t) {
+		t.Run(b.String(), func(t *testing.T) {
+			checkLeaks(t)
+			results := make(chan error, 2)
+			var s *Server
+			s = &Server{Backend: b, Loops: 2, Handler: HandlerFuncs{Data: func(c *Conn, data []byte) {
+				c.Write(data)
+				results <- s.Shutdown(context.Background())
+				results <- s.Shutdown(context.Background())
+			}}}
+			if err := s.Listen("tcp", "127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve() }()
+			c := dial(t, s.Addr().String())
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				select {
+				case err := <-results:
+					if err != nil {
+						t.Fatalf("Shutdown %d from a handler: %v, want nil", i+1, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("Shutdown %d from a handler did not return within 10s", i+1)
+				}
+			}
+			got, err := io.ReadAll(c)
+			if err != nil || string(got) != "x" {
+				t.Fatalf("client read %q, %v; want \"x\" then end of file", got, err)
+			}
+			select {
+			case err := <-served:
+				if !errors.Is(err, ErrServerClosed) {
+					t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Serve did not return within 10s of a Shutdown from a handler")
+			}
+			// From another goroutine, after the end, Shutdown returns too.
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Fatalf("Shutdown after the end: %v", err)
+			}
+		})
+	}
 }

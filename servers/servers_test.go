@@ -18,12 +18,16 @@ import (
 	"github.com/muxkit/reactor/internal/leakcheck"
 	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/servers"
+	"github.com/muxkit/reactor/servers/multiprocess"
 )
 
-// TestMain warms the runtime (leakcheck.Warm) before any test counts fds
-// and goroutines: the tests' clients use package net, whose netpoller the
-// runtime starts once and keeps.
+// TestMain is the re-exec hook for the multiprocess model's children
+// (models_test.go). Then, before any test counts fds and goroutines, it
+// warms the runtime (leakcheck.Warm): its netpoller (the tests' clients
+// use package net) and os/signal's delivery goroutine (the multiprocess
+// server watches SIGCHLD) are then in every leak check's baseline.
 func TestMain(m *testing.M) {
+	multiprocess.ServeChild(nil)
 	leakcheck.Warm()
 	os.Exit(m.Run())
 }

@@ -1,4 +1,4 @@
-package reactor_test
+package servers_test
 
 import (
 	"fmt"

@@ -2,22 +2,21 @@ package reactor
 
 import (
 	"bytes"
-	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/muxkit/reactor/internal/sock"
 	"github.com/muxkit/reactor/poller"
 )
 
@@ -240,8 +239,10 @@ func TestFlowControlPipelined(t *testing.T) {
 // peerCloser is a Handler with the three methods only: no HalfCloser.
 type peerCloser struct{ reasons chan error }
 
-func (peerCloser) OnOpen(*Conn)                 {}
-func (peerCloser) OnData(c *Conn, data []byte)  { c.Write(data) }
+func (peerCloser) OnOpen(*Conn) {}
+
+func (peerCloser) OnData(c *Conn, data []byte) { c.Write(data) }
+
 func (h peerCloser) OnClose(_ *Conn, err error) { h.reasons <- err }
 
 // TestHalfClose: a HalfCloser hears the peer's end of file, and the
@@ -337,181 +338,6 @@ func TestHalfCloseDeferredWork(t *testing.T) {
 	})
 }
 
-// TestLoopContext: each loop keeps its own value, shared by its
-// connections.
-func TestLoopContext(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be poller.Backend) { testLoopContext(t, be) })
-}
-
-func testLoopContext(t *testing.T, be poller.Backend) {
-	checkLeaks(t)
-	s := &Server{Backend: be, Loops: 2, Handler: HandlerFuncs{Data: func(c *Conn, data []byte) {
-		l := c.Loop()
-		n, _ := l.Context().(int)
-		l.SetContext(n + 1)
-		c.Write([]byte(strconv.Itoa(n + 1)))
-	}}}
-	addr := serve(t, s)
-	a, b := dial(t, addr), dial(t, addr) // one per loop: dealt in turn
-	for i, want := range []string{"1", "2", "3"} {
-		if got := roundTrip(t, a, []byte("x")); string(got) != want {
-			t.Fatalf("round %d on a: count %s, want %s", i, got, want)
-		}
-	}
-	if got := roundTrip(t, b, []byte("x")); string(got) != "1" {
-		t.Fatalf("b's loop count %s, want 1: the loops share a context", got)
-	}
-}
-
-// TestDialer: a Dialer's connection is driven like an accepted one: bytes
-// written before it connects go out once it does, OnOpen, OnData and
-// OnClose follow, on tcp and unix; a refused connect reaches OnClose alone
-// as a *net.OpError.
-func TestDialer(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b poller.Backend) {
-		checkLeaks(t)
-		g, err := NewGroup(GroupConfig{Loops: 1, Backend: b})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
-		echoTCP := serve(t, &Server{Backend: b, Handler: Echo})
-		unixPath := t.TempDir() + "/s"
-		us := &Server{Backend: b, Handler: Echo}
-		if err := us.Listen("unix", unixPath); err != nil {
-			t.Fatal(err)
-		}
-		go us.Serve()
-		defer us.Shutdown(t.Context())
-
-		for _, tc := range []struct{ network, addr string }{{"tcp", echoTCP}, {"unix", unixPath}} {
-			t.Run(tc.network, func(t *testing.T) {
-				type event struct {
-					what string
-					data string
-					err  error
-				}
-				events := make(chan event, 16)
-				var got []byte
-				d := &Dialer{Timeout: 5 * time.Second, Handler: HandlerFuncs{
-					Open: func(c *Conn) { events <- event{what: "open", data: c.RemoteAddr().String()} },
-					Data: func(c *Conn, data []byte) {
-						got = append(got, data...)
-						if len(got) == len("early+late") {
-							events <- event{what: "data", data: string(got)}
-							c.Close()
-						}
-					},
-					Close: func(c *Conn, err error) { events <- event{what: "close", err: err} },
-				}}
-				onLoop(t, g.Loop(0), func() {
-					c, err := d.Dial(g.Loop(0), tc.network, tc.addr)
-					if err != nil {
-						events <- event{what: "dial error", err: err}
-						return
-					}
-					c.Write([]byte("early")) // before it is connected
-					c.Loop().AfterFunc(10*time.Millisecond, func() { c.Write([]byte("+late")) })
-				})
-				want := []event{{what: "open", data: tc.addr}, {what: "data", data: "early+late"}, {what: "close"}}
-				for _, w := range want {
-					e := <-events
-					if e.what != w.what || e.data != w.data || e.err != nil {
-						t.Fatalf("event %+v, want %+v", e, w)
-					}
-				}
-			})
-		}
-		if st := g.Stats(); st.Dialed != 2 || st.Closed.Local != 2 || st.Open != 0 {
-			t.Fatalf("Stats %+v: want 2 dialed, 2 closed locally, none open", st)
-		}
-
-		t.Run("refused", func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close() // nobody listens there now
-			reasons := make(chan error, 2)
-			d := &Dialer{Handler: HandlerFuncs{
-				Open:  func(c *Conn) { reasons <- errors.New("OnOpen called") },
-				Close: func(c *Conn, err error) { reasons <- err },
-			}}
-			onLoop(t, g.Loop(0), func() {
-				if _, err := d.Dial(g.Loop(0), "tcp", addr); err != nil {
-					reasons <- err
-				}
-			})
-			err = <-reasons
-			var op *net.OpError
-			if !errors.As(err, &op) || op.Op != "dial" || !errors.Is(err, errConnRefused) {
-				t.Fatalf("OnClose reason %v, want a dial *net.OpError for ECONNREFUSED", err)
-			}
-		})
-	})
-}
-
-// TestDialerBadInput: what Dial refuses at once, without a callback.
-func TestDialerBadInput(t *testing.T) {
-	checkLeaks(t)
-	g, err := NewGroup(GroupConfig{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	h := HandlerFuncs{Open: func(*Conn) { t.Error("OnOpen called") }, Close: func(*Conn, error) { t.Error("OnClose called") }}
-	for _, tc := range []struct {
-		name          string
-		d             Dialer
-		network, addr string
-	}{
-		{"nil handler", Dialer{}, "tcp", "127.0.0.1:1"},
-		{"host name", Dialer{Handler: h}, "tcp", "localhost:80"},
-		{"no port", Dialer{Handler: h}, "tcp", "127.0.0.1"},
-		{"bad network", Dialer{Handler: h}, "udp", "127.0.0.1:1"},
-		{"v6 address on tcp4", Dialer{Handler: h}, "tcp4", "[::1]:1"},
-		{"empty unix path", Dialer{Handler: h}, "unix", ""},
-		{"negative timeout", Dialer{Handler: h, Timeout: -1}, "tcp", "127.0.0.1:1"},
-		{"bad limits", Dialer{Handler: h, Limits: Limits{LowWater: 10, HighWater: 5}}, "tcp", "127.0.0.1:1"},
-	} {
-		onLoop(t, g.Loop(0), func() {
-			if c, err := tc.d.Dial(g.Loop(0), tc.network, tc.addr); err == nil || c != nil {
-				t.Errorf("%s: Dial = %v, %v; want an error", tc.name, c, err)
-			}
-		})
-	}
-}
-
-// TestDialerTimeout: a connect nobody answers ends at Dialer.Timeout with
-// a timeout error. A listener whose backlog is full makes the kernel drop
-// the SYN, so the connect hangs as towards a silent host.
-func TestDialerTimeout(t *testing.T) {
-	checkLeaks(t)
-	addr, cleanup := fullBacklog(t)
-	defer cleanup()
-	g, err := NewGroup(GroupConfig{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	reasons := make(chan error, 2)
-	d := &Dialer{Timeout: 100 * time.Millisecond, Handler: HandlerFuncs{
-		Open:  func(c *Conn) { reasons <- errors.New("OnOpen called: the backlog was not full") },
-		Close: func(c *Conn, err error) { reasons <- err },
-	}}
-	onLoop(t, g.Loop(0), func() {
-		if _, err := d.Dial(g.Loop(0), "tcp", addr); err != nil {
-			reasons <- err
-		}
-	})
-	err = <-reasons
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("OnClose reason %v, want a timeout", err)
-	}
-}
-
 // TestConnOptions: accepted TCP connections start with TCP_NODELAY and
 // keep-alive on; the Set methods change them; after Close they fail with
 // net.ErrClosed. KeepAlive < 0 leaves keep-alive off.
@@ -558,88 +384,6 @@ func testConnOptions(t *testing.T, be poller.Backend) {
 	}
 }
 
-// TestStats: what Stats counts for a few echo connections, a refused one
-// and an idle one.
-func TestStats(t *testing.T) {
-	forEachBackend(t, testStats)
-}
-
-func testStats(t *testing.T, be poller.Backend) {
-	checkLeaks(t)
-	s := &Server{Backend: be, Loops: 2, MaxConns: 3, IdleTimeout: 300 * time.Millisecond, Handler: Echo}
-	if st := s.Stats(); st != (Stats{}) {
-		t.Fatalf("Stats before Serve = %+v, want zero", st)
-	}
-	addr := serve(t, s)
-	var cs []net.Conn
-	for range 3 {
-		c := dial(t, addr)
-		roundTrip(t, c, []byte("hello"))
-		cs = append(cs, c)
-	}
-	extra := dial(t, addr) // past MaxConns: closed at once
-	if _, err := extra.Read(make([]byte, 1)); err == nil {
-		t.Fatal("the connection past MaxConns was served")
-	}
-	cs[0].Close()
-	cs[1].(*net.TCPConn).CloseWrite()
-	readAll(t, cs[1])
-	// cs[2] idles until its timeout.
-	faultWait(t, "three closes", func() bool { return s.Stats().Open == 0 })
-	st := s.Stats()
-	want := Stats{Accepted: 3, Refused: 1, Closed: ClosedStats{Peer: 2, Idle: 1}, BytesIn: 15, BytesOut: 15}
-	if st != want {
-		t.Fatalf("Stats = %+v\nwant    %+v", st, want)
-	}
-}
-
-// logRecorder is an slog.Handler keeping the messages it gets, with their
-// attributes.
-type logRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-// loggerOrNil is a Logger writing to r, or nil for a nil r.
-func (r *logRecorder) loggerOrNil() *slog.Logger {
-	if r == nil {
-		return nil
-	}
-	return slog.New(r)
-}
-
-func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
-func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
-
-func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	msg := rec.Level.String() + " " + rec.Message
-	rec.Attrs(func(a slog.Attr) bool {
-		msg += " " + a.String()
-		return true
-	})
-	r.mu.Lock()
-	r.msgs = append(r.msgs, msg)
-	r.mu.Unlock()
-	return nil
-}
-
-// has reports whether a message containing all of parts was logged.
-func (r *logRecorder) has(parts ...string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.msgs {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(m, p)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
-
 // Socket options TestConnOptions reads.
 const (
 	optNoDelay = iota
@@ -661,44 +405,290 @@ func sockoptInt(c *Conn, opt int) (v int, err error) {
 	return v, err
 }
 
-// errConnRefused is what a connect to a closed loopback port fails with.
-var errConnRefused = unix.ECONNREFUSED
+// frames answers every length-prefixed frame (an 8-byte length, then the
+// body) with its length and a checksum of its body, keeping an unfinished
+// frame with Keep and, when need is set, naming its length with Need.
+func frames(need bool, seen *atomic.Int64) HandlerFuncs {
+	return HandlerFuncs{Data: func(c *Conn, data []byte) {
+		seen.Add(1)
+		for len(data) >= 8 {
+			n := int(binary.BigEndian.Uint64(data))
+			if len(data) < 8+n {
+				break
+			}
+			var sum byte
+			for _, b := range data[8 : 8+n] {
+				sum += b
+			}
+			c.Write(fmt.Appendf(nil, "%d %d\n", n, sum))
+			data = data[8+n:]
+		}
+		if err := c.Keep(len(data)); err != nil {
+			panic(err)
+		}
+		if need && len(data) >= 8 {
+			if err := c.Need(8 + int(binary.BigEndian.Uint64(data))); err != nil {
+				panic(err)
+			}
+		}
+	}}
+}
 
-// fullBacklog returns the address of a TCP listener that accepts nothing
-// and whose backlog is full, so a further connect gets no answer (the
-// kernel drops its SYN), and a function that closes it all.
-func fullBacklog(t *testing.T) (string, func()) {
+// sendFrame writes a frame of n bytes in pieces of piece bytes and returns
+// the answer the frames handler gives it.
+func sendFrame(t *testing.T, c net.Conn, n, piece int) string {
 	t.Helper()
-	fd, err := sock.Socket(unix.AF_INET)
-	if err != nil {
-		t.Fatal(err)
+	body := bytes.Repeat([]byte{7}, n)
+	var sum byte
+	for _, b := range body {
+		sum += b
 	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	addr := sock.LocalAddr(fd).String()
-	var fill []net.Conn
-	cleanup := func() {
-		for _, c := range fill {
-			c.Close()
+	frame := binary.BigEndian.AppendUint64(nil, uint64(n))
+	frame = append(frame, body...)
+	go func() {
+		for len(frame) > 0 {
+			k := min(piece, len(frame))
+			if _, err := c.Write(frame[:k]); err != nil {
+				return
+			}
+			frame = frame[k:]
 		}
-		unix.Close(fd)
+	}()
+	want := fmt.Sprintf("%d %d\n", n, sum)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("frame of %d bytes: %v", n, err)
 	}
-	// A backlog of 0 holds one or two connections; a connect that does not
-	// complete within 200 ms shows it is full.
-	for range 8 {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return addr, cleanup
+	if string(got) != want {
+		t.Fatalf("frame of %d bytes: answer %q, want %q", n, got, want)
+	}
+	return want
+}
+
+// TestKeepLargeFrame: a frame of 4 MiB arriving in 64 KiB pieces is
+// reassembled with Keep alone, and with Need, whose OnData then sees it
+// once instead of once per read.
+func TestKeepLargeFrame(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		for _, need := range []bool{false, true} {
+			var seen atomic.Int64
+			s := &Server{Backend: b, Loops: 1, Handler: frames(need, &seen), MaxInbound: 8 << 20}
+			addr := serve(t, s)
+			c := dial(t, addr)
+			sendFrame(t, c, 4<<20, 64<<10)
+			if need && seen.Load() > 3 {
+				t.Errorf("with Need, OnData ran %d times for one frame, want at most 3", seen.Load())
+			}
+			if !need && seen.Load() < 10 {
+				t.Errorf("without Need, OnData ran %d times: the frame came in one read, the test shows nothing", seen.Load())
+			}
 		}
-		fill = append(fill, c)
-	}
-	cleanup()
-	t.Skip("a listener with a full backlog still completes connects here")
-	return "", nil
+	})
+}
+
+// TestNeedLimits: Need past MaxInbound is an error and changes nothing;
+// outside OnData it is an error; the peer's end of file ends the wait,
+// and OnData gets what came.
+func TestNeedLimits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		var mu sync.Mutex
+		var errs []error
+		var last []byte
+		h := HandlerFuncs{
+			Data: func(c *Conn, data []byte) {
+				mu.Lock()
+				defer mu.Unlock()
+				last = append(last[:0], data...)
+				errs = append(errs, c.Need(1<<20+1))
+				c.Keep(len(data))
+				c.Need(1 << 20)
+			},
+			PeerClose: func(c *Conn) {
+				mu.Lock()
+				defer mu.Unlock()
+				errs = append(errs, c.Need(10))
+				c.Write([]byte(fmt.Sprint(len(last))))
+				c.Close()
+			},
+		}
+		s := &Server{Backend: b, Loops: 1, Handler: h, MaxInbound: 1 << 20}
+		c := dial(t, serve(t, s))
+		c.Write([]byte("start of a frame that never ends"))
+		c.(*net.TCPConn).CloseWrite()
+		got, _ := io.ReadAll(c)
+		mu.Lock()
+		defer mu.Unlock()
+		if string(got) != "32" {
+			t.Errorf("at the end of file OnData had %q bytes, want the 32 sent", got)
+		}
+		// OnData ran twice (the read, then the end of file ending the
+		// wait), and OnPeerClose once: three calls, every one an error.
+		if len(errs) != 3 || slices.Contains(errs, nil) {
+			t.Errorf("Need past MaxInbound twice, then outside OnData: %v, want three errors", errs)
+		}
+	})
+}
+
+// TestPendingCountsThisCallback: Pending, called in a callback, counts the
+// bytes that callback wrote: they stay queued until it returns.
+func TestPendingCountsThisCallback(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		got := make(chan int, 1)
+		h := HandlerFuncs{Data: func(c *Conn, data []byte) {
+			c.Write(data)
+			c.Write(data)
+			got <- c.Pending()
+		}}
+		c := dial(t, serve(t, &Server{Backend: b, Handler: h}))
+		c.Write([]byte("12345"))
+		if n := <-got; n != 10 {
+			t.Errorf("Pending after two Writes of 5 bytes in one callback: %d, want 10", n)
+		}
+	})
+}
+
+// TestPausedEOFWaitsForKept: while reading is paused, the peer's end of
+// file is not read, so it cannot overtake bytes already kept: ResumeRead
+// offers them first, and the requests sent before the end of file are
+// all answered before the connection closes.
+func TestPausedEOFWaitsForKept(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		h := HandlerFuncs{Data: func(c *Conn, data []byte) {
+			// Answer one line per OnData, keep the rest, and pause for
+			// a while after each answer.
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				c.Keep(len(data))
+				return
+			}
+			c.Write(append([]byte("<"), data[:i+1]...))
+			c.Keep(len(data) - i - 1)
+			c.PauseRead()
+			c.Loop().AfterFunc(20*time.Millisecond, c.ResumeRead)
+		}}
+		c := dial(t, serve(t, &Server{Backend: b, Handler: h}))
+		c.Write([]byte("a\nb\nc\n"))
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "<a\n<b\n<c\n" {
+			t.Errorf("answers %q, %v; want all three before the close", got, err)
+		}
+	})
+}
+
+// TestResumeReadOffersAgain: each ResumeRead offers the bytes still kept
+// once more, paused or not, and after the peer's end of file as well.
+func TestResumeReadOffersAgain(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		var offers atomic.Int64
+		h := HandlerFuncs{
+			Data: func(c *Conn, data []byte) {
+				n := offers.Add(1)
+				c.Keep(len(data)) // never consumes
+				if n < 3 {
+					c.ResumeRead() // not paused: offered again all the same
+				}
+			},
+			PeerClose: func(c *Conn) {
+				c.ResumeRead() // once more, after the end of file
+				c.Loop().AfterFunc(time.Millisecond, func() {
+					c.Write([]byte(fmt.Sprint(offers.Load())))
+					c.Close()
+				})
+			},
+		}
+		c := dial(t, serve(t, &Server{Backend: b, Handler: h}))
+		c.Write([]byte("x"))
+		for offers.Load() < 3 {
+			time.Sleep(time.Millisecond) // polling a condition; the deadline bounds the test
+		}
+		c.(*net.TCPConn).CloseWrite()
+		got, _ := io.ReadAll(c)
+		if string(got) != "4" {
+			t.Errorf("OnData ran %s times, want 4 (the read, two ResumeReads, one after the end of file)", got)
+		}
+	})
+}
+
+// TestNoDataAfterClose: once a handler has called Close, OnData is not
+// called again for the connection, whatever the peer still sends.
+func TestNoDataAfterClose(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		var after atomic.Int64
+		closed := make(chan struct{})
+		h := HandlerFuncs{
+			Data: func(c *Conn, data []byte) {
+				if c.is(stClosing | stClosed) {
+					after.Add(1)
+				}
+				c.Close()
+			},
+			Close: func(*Conn, error) { close(closed) },
+		}
+		c := dial(t, serve(t, &Server{Backend: b, Handler: h}))
+		for range 20 {
+			c.Write([]byte("more"))
+		}
+		<-closed
+		if n := after.Load(); n != 0 {
+			t.Errorf("OnData ran %d times after Close", n)
+		}
+	})
+}
+
+// TestBigWriteFailure: a Write of 64 KiB or more is sent at once; on a
+// connection whose peer has reset, it fails there and then on a readiness
+// loop (Write returns the system call's error) and when its send completes
+// on the completion engine (Write has queued it); either way the
+// connection closes with that error.
+func TestBigWriteFailure(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		paused := make(chan *Conn, 1)
+		closed := make(chan error, 1)
+		h := HandlerFuncs{
+			Data: func(c *Conn, data []byte) {
+				c.PauseRead() // so the reset is not read before the Write
+				paused <- c
+			},
+			Close: func(c *Conn, err error) { closed <- err },
+		}
+		s := &Server{Backend: b, Loops: 1, Handler: h}
+		cl := dial(t, serve(t, s))
+		cl.Write([]byte("go"))
+		c := <-paused
+		cl.(*net.TCPConn).SetLinger(0)
+		cl.Close() // a reset
+		var werr error
+		onLoop(t, c.Loop(), func() {
+			// The reset may take a moment to land: write until the
+			// socket says so, or the connection closed.
+			for i := 0; i < 1000 && !c.is(stClosed); i++ {
+				if _, werr = c.Write(make([]byte, 64<<10)); werr != nil {
+					return
+				}
+			}
+		})
+		cerr := <-closed
+		if cerr == nil || errors.Is(cerr, io.EOF) {
+			t.Fatalf("OnClose(%v), want the reset's error", cerr)
+		}
+		switch {
+		case werr == nil:
+		case errors.Is(werr, cerr), errors.Is(werr, net.ErrClosed):
+		case b == Uring && errors.Is(werr, ErrQueueFull):
+			// The engine queued each Write; their sends fail later.
+		default:
+			t.Errorf("the failed Write returned %v; OnClose had %v", werr, cerr)
+		}
+		if b != Uring && werr == nil {
+			t.Errorf("on a readiness loop no Write failed; OnClose had %v", cerr)
+		}
+	})
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package reactor_test
+package servers_test
 
 import (
 	"errors"
