@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log"
 	"net"
 	"slices"
 	"strconv"
@@ -65,7 +66,7 @@ func Example_dnsResponder() {
 	s := &reactor.Server{}
 	addr, err := s.ListenPacket("udp4", "127.0.0.1:0", dnsResponder{}, nil)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	go s.Serve()
 	defer s.Shutdown(context.Background())
@@ -73,7 +74,7 @@ func Example_dnsResponder() {
 	// A client asks for example.org's A record.
 	c, err := net.Dial("udp", addr.String())
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	defer c.Close()
 	q := []byte{0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}
@@ -87,7 +88,7 @@ func Example_dnsResponder() {
 	r := make([]byte, 512)
 	n, err := c.Read(r)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	r = r[:n]
 	fmt.Printf("id %#04x, %d answer, address %v\n", binary.BigEndian.Uint16(r), binary.BigEndian.Uint16(r[6:]), net.IP(r[n-4:]))
@@ -121,17 +122,17 @@ func Example_statsdSink() {
 	}}
 	g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 1})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	defer g.Close()
 	ps, err := g.ListenPacket("udp4", "127.0.0.1:0", sink, nil)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 
 	c, err := net.Dial("udp", ps[0].LocalAddr().String())
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	defer c.Close()
 	c.Write([]byte("hits:1|c\nhits:2|c"))
