@@ -97,8 +97,8 @@ type completion struct {
 
 // ringFlags are the engine's setup flags: cooperative task running, so
 // that the work completing an operation never interrupts the loop's thread
-// (docs/io_uring.md: interrupting it made it spin on socket locks the
-// other CPU's softirq held, 2.4-2.8x the CPU per message), and the flag
+// (interrupting it made it spin on socket locks the other CPU's softirq
+// held; docs/io_uring.md has the measurement), and the flag
 // that says such work waits.
 const ringFlags = uring.SetupClamp | uring.SetupCoopTaskrun | uring.SetupTaskrunFlag
 

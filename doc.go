@@ -1,55 +1,46 @@
-// Package reactor serves many network clients from one thread by I/O
-// multiplexing, in pure Go over golang.org/x/sys/unix (no cgo, no assembly),
-// and shows the other three classic server models beside it, measured.
+// Package reactor serves many network clients from a few goroutines by
+// I/O multiplexing: event loops that ask the kernel which sockets are
+// ready (epoll, kqueue, poll or select) and serve only those, or on linux
+// hand their reads and writes to io_uring. It is pure Go over
+// golang.org/x/sys/unix (no cgo, no assembly).
 //
-// # Four ways to serve many clients
+// Two faces serve other code. The Handler API (this package) runs a
+// protocol as callbacks on the loops, for streams (Server, Dialer) and
+// datagrams (PacketHandler). Package netconn gives net.Listener, net.Conn
+// and net.PacketConn values driven by the same loops, so net/http,
+// crypto/tls, quic-go and any code written against package net run over
+// them unchanged.
 //
-// A server that many clients talk to at once can be built four ways:
-//
-//   - Iterative: the one server thread accepts a client and serves it to
-//     the end, then accepts the next. Nothing to share and nothing to
-//     coordinate, but client 2 waits for client 1 to leave.
-//   - Multi-process: the server accepts and hands the socket to a child
-//     process of its own. Clients are isolated from one another, but a
-//     process is slow to create and the children share nothing.
-//   - Thread pool: each client is served by an OS thread blocked in read.
-//     Threads are cheaper than processes and share memory, but every
-//     waiting client holds a thread, and the pool size caps how many are
-//     served at once.
-//   - I/O multiplexing (this package's event loop): one thread asks the
-//     kernel which of its sockets are ready (select, poll, epoll, kqueue)
-//     and reads only those. One thread holds thousands of clients; the
-//     price is that a handler must never block.
-//
-// The layers, each using only those below it: package poller (one Poller
-// interface, four backends), package fdtable (the table of registered fds,
-// whose generation handles travel as poller tokens so that an event for a
-// closed and reused fd is never delivered), and this package. Package
-// servers and its subpackages iterative, multiprocess, threadpool and
-// multiplex are the four models as thin reference servers over bare fds,
-// one Serve/Shutdown interface for all; cmd/echoserver runs any of them.
+// Package servers and its subpackages implement the other classic server
+// models (iterative, multi-process, thread pool) beside the event loop,
+// as reference servers over bare fds; cmd/compare measures them side by
+// side. The layers, each using only those below it: package poller (one
+// Poller interface, four backends), package fdtable (the table of
+// registered fds, whose generation handles travel as poller tokens so that
+// an event for a closed and reused fd is never delivered), package conn
+// (a non-blocking connection and its write queue), and this package.
 //
 // # Serving
 //
-// A Server runs Loops event loops, each one goroutine with its own Poller,
+// A Server runs Loops event loops, each one goroutine with its own engine,
 // fd table, timer heap and 64 KiB read buffer. The Handler's OnOpen, OnData
 // and OnClose run on the connection's loop goroutine and must not block:
 // while one runs, that loop serves nobody else. On that goroutine a handler
 // may call Conn.Write (which queues and never blocks: the bytes written
 // during one callback leave in one write(2) or writev(2) when it returns,
 // and what the kernel does not take is flushed when the socket turns
-// writable), Conn.Keep (the unconsumed end of a frame is offered again with
-// the next bytes read), Conn.PauseRead and ResumeRead, Conn.Close
-// (graceful: flush, then close) and Loop.AfterFunc. From any other
-// goroutine use Conn.AsyncWrite, Conn.AsyncClose and Loop.Post, which hand
-// the work to the loop through its poller's Wake. The steady-state echo
-// path (wait, read, handler, write) does not allocate, nor does a framing
-// handler's whose frames are split across reads.
+// writable), Conn.Keep and Conn.Need (the unconsumed start of a frame is
+// offered again with the next bytes read), Conn.PauseRead and ResumeRead,
+// Conn.Close (graceful: flush, then close) and Loop.AfterFunc. From any
+// other goroutine use Conn.AsyncWrite, Conn.AsyncClose and Loop.Post. The
+// steady-state echo path (wait, read, handler, write) does not allocate,
+// nor does a framing handler's whose frames are split across reads.
 //
 // A Dialer makes outbound connections on a loop with a Handler, driven
 // exactly like accepted ones; a HalfCloser decides itself when to close
 // after the peer's half-close; a Drainer hears when a write queue has
-// drained; Server.Stats counts what the loops did, and Server.Logger
+// drained; Server.OnLoopStart and OnLoopStop make and release per-loop
+// state; Server.Stats counts what the loops did, and Server.Logger
 // receives the errors no caller can be handed. Built with -tags
 // reactorcheck, every method that belongs to the loop goroutine checks
 // that it is called there.
@@ -62,30 +53,13 @@
 // passing need), it balances connections exactly rather than by a hash of
 // the client's address and port, and no client waits in the backlog of a
 // busy loop while another loop idles. The price is one Post per connection
-// handed to another loop. When accept fails for want of fds (EMFILE,
-// ENFILE), the acceptor stops watching the listener for a back-off of 10ms
-// doubling to 1s: pending clients wait in the kernel's backlog instead of
-// the loop spinning, and serving resumes as soon as fds are free.
-//
-// On linux, Server.ReusePort gives each loop an SO_REUSEPORT socket of its
-// own instead, with the same batch limit, back-off, MaxConns and Shutdown.
-// Measured with two loops on a 2 vCPU KVM guest (AMD EPYC, linux 6.18,
-// go1.26.8) shared with other work, by
-//
-//	go test -run '^$' -bench 'Accept|EchoSpread' -count 3 .
-//
-// run three times, and by five runs of each mode interleaved: ReusePort set
-// up connections (connect, one 64-byte echo, close) 0.98 to 1.32 times as
-// fast as the acceptor, 1.10 times in the median interleaved pair; it served
-// 100 established connections 0.71 to 1.21 times as fast, which is noise,
-// since once the connections are spread both ways run the same code; and
-// its busier loop held 51 to 59 of those 100 connections (50.0% to 50.8% of
-// 4,000 to 15,000 set-ups), where the acceptor's held exactly half. About
-// 10% on connection set-up alone is no clear reason to give up portability,
-// ServeFD and exact balance, so the acceptor stays the default. ReusePort
-// is there to try on linux servers that open connections at a high rate on
-// more cores than two; that case was not measured. The README has the
-// figures run by run.
+// handed to another loop. On linux, Server.ReusePort gives each loop an
+// SO_REUSEPORT socket of its own instead, with the same batch limit,
+// back-off, MaxConns and Shutdown (docs/measurements.md compares the two).
+// When accept fails for want of fds (EMFILE, ENFILE), the acceptor stops
+// watching the listener for a back-off of 10ms doubling to 1s: pending
+// clients wait in the kernel's backlog instead of the loop spinning, and
+// serving resumes as soon as fds are free.
 //
 // Memory per client is bounded: when a connection's write queue passes the
 // high watermark the loop stops reading from it until the queue drains
@@ -95,9 +69,9 @@
 // that floods or trickles cannot hold the others up.
 //
 // Timers (Server.IdleTimeout, Loop.AfterFunc) live in each loop's binary
-// heap and set its poller's wait timeout; there is no goroutine or runtime
-// timer per timer, and a read only records the time, so the idle timeout
-// costs nothing on the event path. Shutdown stops accepting, lets every
+// heap and set its wait's timeout; there is no goroutine or runtime timer
+// per timer, and a read only records the time, so the idle timeout costs
+// nothing on the event path. Shutdown stops accepting, lets every
 // connection flush its queue, closes them and returns when all loops have
 // ended; if its context ends first, what is left is closed at once.
 //
@@ -110,11 +84,25 @@
 // drops what the peer still sends until the peer's end of file, for 500 ms
 // at most, and only then closes and calls OnClose, as net/http does.
 //
-// The backend is DefaultBackend unless Server.Backend says otherwise or the
-// environment variable REACTOR_BACKEND names one (read by Server.Listen
-// and when a Server starts; an unknown name is an error, never a silent
-// fallback), the way
-// libevent honours EVENT_NOEPOLL.
+// # Datagrams
+//
+// Server.ListenPacket, Group.ListenPacket, Loop.ListenPacket and
+// Loop.DialPacket put udp, udp4, udp6 and unixgram sockets on the loops
+// with a PacketHandler: each datagram whole, with its sender (an Addr, a
+// comparable value made without allocating), replies queued to an address
+// and sent when the callback returns, many per system call on linux
+// (recvmmsg, sendmmsg; UDP GSO and GRO where the kernel has them, probed).
+// A datagram longer than PacketOptions.MaxDatagram is reported truncated,
+// never passed on as whole. The send queue is bounded: a WriteTo past it
+// fails with ErrQueueFull, a datagram the kernel refuses goes to OnError,
+// and both are counted in Stats.Datagrams.
+//
+// # The loops and the rest of the program
+//
+// A loop lives in someone else's program: it never blocks in a system
+// call while goroutines it made runnable wait for its P, and it yields to
+// the scheduler at least every 100 us while it serves (see Loop). Neither
+// engine locks its goroutine to an OS thread.
 //
 // # The completion engine (io_uring)
 //
@@ -127,25 +115,18 @@
 // connection has one receive armed into a buffer the loop provides (an
 // idle connection holds none; the buffers live outside the Go heap), the
 // write queue leaves by send or sendmsg from its own chunks, the listener
-// has one accept in flight. Handlers see the same API and the same
-// guarantees: Keep, batched writes, flow control, backpressure, half-close,
-// graceful close, timers, Post and AsyncWrite, MaxConns, the EMFILE
-// back-off. What differs underneath: Writev and a Write of 64 KiB or more
-// copy into the queue (the kernel sends from it later), Flush submits at
-// once, and a closed connection's fd is closed only once its cancelled
-// operations have completed (OnClose is not delayed). Watch, a Dialer's
-// connect and Post's wake use an epoll instance the ring polls.
-//
-// The engine's loop waits, yields and parks by the same rule as a
-// readiness loop (see Loop), and its goroutine is not locked to a thread:
-// the ring completes operations cooperatively, on the submitting thread at
-// its next entry to the kernel. A loop that has served many connections
-// lately waits for a batch of completions, bounded by UringConfig.BatchWait
-// (100 us), and one with few waits for one, so a busy server sleeps and
-// wakes once per batch and a lone client is not held up; the batched wait
-// needs linux 6.12, and without it the default waits for one (and the
-// Logger is told). docs/io_uring.md tells how the engine came to be this
-// way, with measurements.
+// has one accept in flight, and a datagram socket one recvmsg (after its
+// completion the loop reads what else is queued with recvmmsg, as a
+// readiness loop does). Handlers see
+// the same API and the same guarantees. What differs underneath: Writev
+// and a Write of 64 KiB or more copy into the queue (the kernel sends from
+// it later), Flush submits at once, and a closed connection's fd is closed
+// only once its cancelled operations have completed (OnClose is not
+// delayed). Watch, a Dialer's connect and Post's wake use an epoll
+// instance the ring polls. The ring completes operations cooperatively,
+// on the loop's thread at its next entry to the kernel. Wake batching
+// (UringConfig.BatchWait, linux 6.12) is off unless asked for.
+// docs/io_uring.md has the design and its measurements.
 //
 // # Loops without a Server
 //
@@ -155,31 +136,22 @@
 // do; Post, AfterFunc and the Timer methods work the same on such a loop.
 // Package netconn is built this way, on this package's exported API only.
 //
-// A loop lives in someone else's program: it never blocks in a system
-// call while goroutines it made runnable wait for its P, and it yields to
-// the scheduler at least every 100 us while it serves (see Loop).
-//
-// # net.Conn over the reactor
-//
-// Package netconn returns a net.Listener and net.Conns driven by reactor
-// loops rather than Go's runtime netpoller, so net/http, crypto/tls and
-// other Go networking code run over the reactor unchanged.
-//
 // # Backends
 //
-// The backend is picked per OS at build time and can be changed at run time:
-// DefaultBackend is epoll on linux, kqueue on the BSDs and darwin, and poll
-// on other unix systems. Build with -tags reactor_poll or -tags
-// reactor_select to make poll or select the default everywhere; any backend
-// the OS has can also be chosen by value with poller.New, so one binary can
-// run (and one test run can check) all of them.
+// The backend is DefaultBackend unless Server.Backend (GroupConfig.Backend)
+// says otherwise or the environment variable REACTOR_BACKEND names one
+// (see BackendEnv for when it is read); an unknown name is an error, never
+// a silent fallback, the way libevent honours EVENT_NOEPOLL.
+// DefaultBackend is epoll on linux, kqueue on the BSDs and darwin, and
+// poll on other unix systems; build with -tags reactor_poll or
+// -tags reactor_select to make poll or select the default everywhere. Any
+// backend the OS has can also be chosen by value, so one binary can run
+// (and one test run can check) all of them.
 //
 // select and poll hand the kernel the whole set of watched fds on every
 // wait, so a wait costs time in proportion to the fds watched; epoll and
 // kqueue keep the set in the kernel and a wait costs time in proportion to
-// the fds ready. With one ready fd among 10,000, an epoll wait takes well
-// under a microsecond and a poll wait milliseconds (see BenchmarkWait in
-// package poller and the README for figures).
+// the fds ready (BenchmarkWait in package poller measures it).
 //
 // # Portability
 //
@@ -189,9 +161,10 @@
 //	netbsd, openbsd              -      yes     yes   fd < 1024   kqueue   self-pipe
 //	other unix (solaris, aix)    -      -       yes   -           poll     self-pipe
 //
-// The test suite runs on linux against epoll, poll and select. On the BSDs
-// and darwin the code is compiled and vetted (and the tests compiled) for
-// every release, but not run: treat kqueue as less proven than epoll.
+// The test suite runs on linux against epoll, poll, select and the
+// completion engine. On the BSDs and darwin the code is compiled and
+// vetted (and the tests compiled) for every release, but not run: treat
+// kqueue as less proven than epoll.
 //
 // Guarantees, the same on every backend unless the row above says not:
 //

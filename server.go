@@ -34,8 +34,8 @@ const BackendEnv = "REACTOR_BACKEND"
 // call ListenAndServe, or Listen and Serve, or ServeFD; a Server serves
 // once. By default connections are accepted by one acceptor on the first
 // loop and handed to the loops round-robin; ReusePort gives each loop a
-// listening socket of its own instead (the package documentation and the
-// README say why the default is the acceptor, with measurements).
+// listening socket of its own instead (the package documentation and
+// docs/measurements.md say why the default is the acceptor).
 type Server struct {
 	// Handler receives every connection's events; required.
 	Handler Handler

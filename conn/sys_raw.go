@@ -12,8 +12,8 @@ import (
 // and can be raw system calls: no entry into the scheduler's syscall state.
 // An ordinary syscall that happens to take a scheduler tick (a large
 // loopback write does) makes the runtime hand the loop's processor to
-// another thread and back, which measured about 10% of server CPU per
-// message at 1000 connections (bench/cmd/cpumsg). The cost of raw calls: a
+// another thread and back, a cost bench/cmd/cpumsg showed at 1000
+// connections (docs/measurements.md). The cost of raw calls: a
 // garbage collection waits for the one in flight, microseconds at most.
 // darwin and openbsd must go through libc and keep the ordinary calls.
 

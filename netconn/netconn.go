@@ -5,8 +5,9 @@
 //
 // It is built only on the reactor package's exported API: each socket is
 // watched on one loop of a reactor.Group with Loop.Watch, and a goroutine
-// that would block parks on a per-connection waiter the loop signals (see
-// the README for how that compares with package net, measured).
+// that would block parks on a per-connection waiter the loop signals
+// (docs/netconn.md says how, docs/measurements.md what it costs beside
+// package net).
 //
 // Connections keep the whole net.Conn contract: one Read and one Write may
 // run at once, Close unblocks both, deadlines (on the monotonic clock) make
@@ -364,9 +365,8 @@ func (ln *listener) Addr() net.Addr { return ln.addr }
 // sharedLoops is the shared group's size: one loop per four Ps, at least
 // one. A netconn loop only turns readiness into wake-ups; the work runs in
 // the goroutines it wakes, so one loop serves several Ps, and fewer loops
-// batch more events per wait. On 2 cores, net/http (HTTP/1.1, 64
-// connections, unpinned) served 1.02x net's requests/s over one loop and
-// 0.89x over two.
+// batch more events per wait (docs/measurements.md has net/http over one
+// loop and over two).
 func sharedLoops() int { return max(1, runtime.GOMAXPROCS(0)/4) }
 
 // sharedGroup is the group behind the zero Config: started by the first
