@@ -102,6 +102,7 @@ func (e *completion) sendPackets(p *PacketConn, now bool) {
 	if p.is(pSend) || p.q.len() == 0 {
 		return
 	}
+	p.q.compact() // nothing in flight refers to it now
 	k := 0
 	for i := p.q.head; k < ringDgramSends && i < len(p.q.ents); k++ {
 		s := &r.sends[k]

@@ -256,13 +256,25 @@ type dgram struct {
 
 // dgramQueue holds the datagrams written and not yet sent: their payloads
 // back to back in data, in order in ents[head:]. Its memory is reused from
-// flush to flush; once empty, storage past 64 KiB is let go.
+// flush to flush. Storage past 64 KiB (or 1024 entries) is kept while the
+// bursts need it and let go once queueLean flushes in a row have not: a
+// socket that sends large bursts does not allocate and grow its queue
+// again for each, and one that stops does not hold the memory.
 type dgramQueue struct {
 	data  []byte
 	ents  []dgram
 	head  int
 	bytes int
+	lean  int // flushes in a row that used no more than the small storage
 }
+
+// Storage a queue keeps however long it goes unused, and how many flushes
+// in a row must fit in it before larger storage is let go.
+const (
+	queueSmallData = 64 << 10
+	queueSmallEnts = 1024
+	queueLean      = 64
+)
 
 func (q *dgramQueue) len() int { return len(q.ents) - q.head }
 
@@ -285,16 +297,55 @@ func (q *dgramQueue) pop(n int) {
 	}
 }
 
-// reset empties the queue, keeping its storage unless it is large.
+// compact moves the queued datagrams to the front of the storage once
+// the sent ones before them take at least as much room, so that storage
+// grows with what is queued, not with what has passed through a queue
+// that never empties. The moved bytes are at most those sent: amortized,
+// each byte is moved at most once. Only while no send in flight refers to
+// the storage.
+func (q *dgramQueue) compact() {
+	if q.head == 0 {
+		return
+	}
+	first := q.ents[q.head].off
+	if first < len(q.data)-first {
+		return
+	}
+	q.data = q.data[:copy(q.data, q.data[first:])]
+	n := copy(q.ents, q.ents[q.head:])
+	clear(q.ents[n:]) // the Addrs' paths
+	q.ents = q.ents[:n]
+	for i := range q.ents {
+		q.ents[i].off -= first
+	}
+	q.head = 0
+}
+
+// reset empties the queue, keeping its storage unless it is large and
+// has not been needed for queueLean flushes.
 func (q *dgramQueue) reset() {
+	if len(q.data) > queueSmallData || len(q.ents) > queueSmallEnts {
+		q.lean = 0
+	} else if cap(q.data) > queueSmallData || cap(q.ents) > queueSmallEnts {
+		q.lean++
+	}
 	clear(q.ents) // the Addrs' paths
 	q.ents, q.data, q.head, q.bytes = q.ents[:0], q.data[:0], 0, 0
-	if cap(q.data) > 64<<10 {
-		q.data = nil
+	if q.lean >= queueLean {
+		q.lean = 0
+		if cap(q.data) > queueSmallData {
+			q.data = nil
+		}
+		if cap(q.ents) > queueSmallEnts {
+			q.ents = nil
+		}
 	}
-	if cap(q.ents) > 1024 {
-		q.ents = nil
-	}
+}
+
+// release lets all of the queue's storage go (its socket has closed).
+func (q *dgramQueue) release() {
+	clear(q.ents)
+	*q = dgramQueue{}
 }
 
 // payload returns datagram e's bytes.
@@ -731,7 +782,7 @@ func (p *PacketConn) finishClose() {
 		return
 	}
 	p.loop.tab.Delete(p.handle)
-	p.q.reset()
+	p.q.release()
 	if err := unix.Close(p.fd); err != nil {
 		p.loop.logError("closing a datagram socket", err, "fd", p.fd)
 	}

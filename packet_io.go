@@ -140,6 +140,7 @@ func (p *PacketConn) flush() {
 		return
 	}
 	cs := sock.ControlSpace
+	p.q.compact()
 	for p.q.len() > 0 {
 		k := 0
 		for i := p.q.head; k < dgramBatch && i < len(p.q.ents); k++ {

@@ -514,3 +514,62 @@ func TestPacketShutdownFlushes(t *testing.T) {
 		}
 	})
 }
+
+// TestDgramQueueKeepsStorageForBursts: a queue that a burst grew past the
+// small storage keeps it while bursts keep coming (no allocation per
+// burst), and lets it go after queueLean flushes that did not need it.
+func TestDgramQueueKeepsStorageForBursts(t *testing.T) {
+	var q dgramQueue
+	burst := func(n int) {
+		for range n {
+			q.push(make([]byte, 1200), Addr{}, 0)
+		}
+		q.pop(q.len())
+	}
+	burst(200) // 240,000 bytes
+	big := cap(q.data)
+	if big <= queueSmallData {
+		t.Fatalf("a burst of 240,000 bytes left %d bytes of storage", big)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { burst(200) }); allocs != 0 {
+		t.Errorf("%v allocations per burst once grown, want 0", allocs)
+	}
+	for i := range queueLean - 1 {
+		burst(1)
+		if cap(q.data) != big {
+			t.Fatalf("storage let go after %d small flushes, want it kept for %d", i+1, queueLean)
+		}
+	}
+	burst(1)
+	if cap(q.data) > queueSmallData {
+		t.Errorf("%d bytes of storage kept after %d small flushes in a row", cap(q.data), queueLean)
+	}
+}
+
+// TestDgramQueueCompacts: a queue that never empties (datagrams pushed as
+// the first ones are sent, as on the completion engine) keeps its storage
+// to about twice what is queued, and every datagram keeps its bytes.
+func TestDgramQueueCompacts(t *testing.T) {
+	var q dgramQueue
+	next, sent := 0, 0
+	push := func() {
+		q.push(bytes.Repeat([]byte{byte(next)}, 1000), Addr{}, 0)
+		next++
+	}
+	for range 10 {
+		push()
+	}
+	for range 100000 {
+		e := &q.ents[q.head]
+		if b := q.payload(e); len(b) != 1000 || b[0] != byte(sent) || b[999] != byte(sent) {
+			t.Fatalf("datagram %d: %d bytes of %d, want 1000 of %d", sent, len(b), b[0], byte(sent))
+		}
+		q.pop(1)
+		sent++
+		push()
+		q.compact()
+		if len(q.data) > 2*q.bytes+1000 {
+			t.Fatalf("after %d datagrams %d bytes of storage hold %d queued", sent, len(q.data), q.bytes)
+		}
+	}
+}
