@@ -449,21 +449,6 @@ func reactorConnRows() []badinput.Row {
 	}
 }
 
-// errNetOp is what biOp turns the error net's calls would return into: a
-// row's Want.
-var errNetOp = errors.New("a *net.OpError of the op and network called")
-
-// biOp returns err wrapped in errNetOp if it is a *net.OpError of op on
-// network, as net's ListenPacket and Dial return, that also matches want
-// (unless want is nil); otherwise err as it is, which fails the row.
-func biOp(err error, op, network string, want error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == op && oe.Net == network && (want == nil || errors.Is(err, want)) {
-		return fmt.Errorf("%w: %w", errNetOp, err)
-	}
-	return err
-}
-
 // biLoop returns a loop of a one-loop Group, closed when the test ends,
 // and a function that runs fn on it and returns fn's error.
 func biLoop(t *testing.T) (*reactor.Loop, func(fn func() error) error) {
@@ -515,7 +500,9 @@ func packetOpenRows() []badinput.Row {
 		}
 	}
 	serverOp := func(network, address string, want error) func(*testing.T) func() error {
-		return badinput.Call(func() error { return biOp(server(network, address, biNoPacket, nil)(), "listen", network, want) })
+		return badinput.Call(func() error {
+			return badinput.NetOp(server(network, address, biNoPacket, nil)(), "listen", network, want)
+		})
 	}
 	group := func(network, address string, h reactor.PacketHandler, opt *reactor.PacketOptions) func(*testing.T) func() error {
 		return func(t *testing.T) func() error {
@@ -529,7 +516,7 @@ func packetOpenRows() []badinput.Row {
 				if err == nil || len(ps) != 0 {
 					return fmt.Errorf("%d sockets, %v", len(ps), err)
 				}
-				return biOp(err, "listen", network, nil)
+				return badinput.NetOp(err, "listen", network, nil)
 			}
 		}
 	}
@@ -548,8 +535,8 @@ func packetOpenRows() []badinput.Row {
 						p.Close()
 						return fmt.Errorf("opened %v", p)
 					}
-					if want == errNetOp {
-						return biOp(err, op, network, nil)
+					if want == badinput.ErrNetOp {
+						return badinput.NetOp(err, op, network, nil)
 					}
 					return err
 				})
@@ -580,19 +567,21 @@ func packetOpenRows() []badinput.Row {
 		}
 	}
 	rows := []badinput.Row{
-		{Name: "Server.ListenPacket(unixgram, path too long) → OpError, EINVAL", Want: errNetOp, Setup: serverOp("unixgram", longPath, unix.EINVAL)},
-		{Name: "Server.ListenPacket(unixgram, no path) → OpError", Want: errNetOp, Setup: serverOp("unixgram", "", nil)},
-		{Name: "Server.ListenPacket(unixgram, missing directory) → OpError, ENOENT", Want: errNetOp,
+		{Name: "Server.ListenPacket(unixgram, path too long) → OpError, EINVAL", Want: badinput.ErrNetOp, Setup: serverOp("unixgram", longPath, unix.EINVAL)},
+		{Name: "Server.ListenPacket(unixgram, no path) → OpError", Want: badinput.ErrNetOp, Setup: serverOp("unixgram", "", nil)},
+		{Name: "Server.ListenPacket(unixgram, missing directory) → OpError, ENOENT", Want: badinput.ErrNetOp,
 			Setup: serverOp("unixgram", "/nonexistent/reactor-badinput.sock", unix.ENOENT)},
-		{Name: "Server.ListenPacket(udp4 on an IPv6 address) → OpError", Want: errNetOp, Setup: serverOp("udp4", "[::1]:0", nil)},
-		{Name: "Server.ListenPacket(port 99999) → OpError", Want: errNetOp, Setup: serverOp("udp4", "127.0.0.1:99999", nil)},
-		{Name: "Server.ListenPacket(garbage address) → OpError", Want: errNetOp, Setup: serverOp("udp", "::::not an address", nil)},
-		{Name: "Server.ListenPacket(address in use) → OpError, EADDRINUSE", Want: errNetOp, Setup: func(t *testing.T) func() error {
+		{Name: "Server.ListenPacket(udp4 on an IPv6 address) → OpError", Want: badinput.ErrNetOp, Setup: serverOp("udp4", "[::1]:0", nil)},
+		{Name: "Server.ListenPacket(port 99999) → OpError", Want: badinput.ErrNetOp, Setup: serverOp("udp4", "127.0.0.1:99999", nil)},
+		{Name: "Server.ListenPacket(garbage address) → OpError", Want: badinput.ErrNetOp, Setup: serverOp("udp", "::::not an address", nil)},
+		{Name: "Server.ListenPacket(address in use) → OpError, EADDRINUSE", Want: badinput.ErrNetOp, Setup: func(t *testing.T) func() error {
 			addr := biPort(t)
-			return func() error { return biOp(server("udp4", addr, biNoPacket, nil)(), "listen", "udp4", unix.EADDRINUSE) }
+			return func() error {
+				return badinput.NetOp(server("udp4", addr, biNoPacket, nil)(), "listen", "udp4", unix.EADDRINUSE)
+			}
 		}},
-		{Name: "Server.ListenPacket(nil PacketHandler) → OpError", Want: errNetOp, Setup: badinput.Call(func() error {
-			return biOp(server("udp4", "127.0.0.1:0", nil, nil)(), "listen", "udp4", nil)
+		{Name: "Server.ListenPacket(nil PacketHandler) → OpError", Want: badinput.ErrNetOp, Setup: badinput.Call(func() error {
+			return badinput.NetOp(server("udp4", "127.0.0.1:0", nil, nil)(), "listen", "udp4", nil)
 		})},
 		{Name: "Server.ListenPacket(MaxDatagram 65536)", Setup: badinput.Call(server("udp4", "127.0.0.1:0", biNoPacket, &reactor.PacketOptions{MaxDatagram: 65536}))},
 		{Name: "Server.ListenPacket(negative MaxQueued)", Setup: badinput.Call(server("udp4", "127.0.0.1:0", biNoPacket, &reactor.PacketOptions{MaxQueued: -1}))},
@@ -631,8 +620,8 @@ func packetOpenRows() []badinput.Row {
 				return err
 			}
 		}},
-		{Name: "Group.ListenPacket(unixgram, path too long) → OpError", Want: errNetOp, Setup: group("unixgram", longPath, biNoPacket, nil)},
-		{Name: "Group.ListenPacket(nil PacketHandler) → OpError", Want: errNetOp, Setup: group("udp4", "127.0.0.1:0", nil, nil)},
+		{Name: "Group.ListenPacket(unixgram, path too long) → OpError", Want: badinput.ErrNetOp, Setup: group("unixgram", longPath, biNoPacket, nil)},
+		{Name: "Group.ListenPacket(nil PacketHandler) → OpError", Want: badinput.ErrNetOp, Setup: group("udp4", "127.0.0.1:0", nil, nil)},
 		{Name: "Group.ListenPacket(unixgram with ReusePort)", Want: errors.ErrUnsupported, Setup: func(t *testing.T) func() error {
 			g, err := reactor.NewGroup(reactor.GroupConfig{Loops: 2})
 			if err != nil {
@@ -684,17 +673,17 @@ func packetOpenRows() []badinput.Row {
 			}
 		}},
 		{Name: "Loop.ListenPacket(unixgram, path too long)", Want: unix.EINVAL, Setup: onLoop(true, "unixgram", longPath, nil, unix.EINVAL)},
-		{Name: "Loop.ListenPacket(nil PacketHandler)", Want: errNetOp, Setup: func(t *testing.T) func() error {
+		{Name: "Loop.ListenPacket(nil PacketHandler)", Want: badinput.ErrNetOp, Setup: func(t *testing.T) func() error {
 			l, run := biLoop(t)
 			return func() error {
 				return run(func() error {
 					_, err := l.ListenPacket("udp4", "127.0.0.1:0", nil, nil)
-					return biOp(err, "listen", "udp4", nil)
+					return badinput.NetOp(err, "listen", "udp4", nil)
 				})
 			}
 		}},
-		{Name: "Loop.DialPacket(udp4, no port) → OpError", Want: errNetOp, Setup: onLoop(false, "udp4", "127.0.0.1", nil, errNetOp)},
-		{Name: "Loop.DialPacket(udp4 to an IPv6 address) → OpError", Want: errNetOp, Setup: onLoop(false, "udp4", "[::1]:9", nil, errNetOp)},
+		{Name: "Loop.DialPacket(udp4, no port) → OpError", Want: badinput.ErrNetOp, Setup: onLoop(false, "udp4", "127.0.0.1", nil, badinput.ErrNetOp)},
+		{Name: "Loop.DialPacket(udp4 to an IPv6 address) → OpError", Want: badinput.ErrNetOp, Setup: onLoop(false, "udp4", "[::1]:9", nil, badinput.ErrNetOp)},
 		{Name: "Loop.DialPacket(unixgram, no such socket)", Want: unix.ENOENT, Setup: onLoop(false, "unixgram", "/nonexistent/reactor-badinput.sock", nil, unix.ENOENT)},
 		{Name: "Loop.DialPacket(unixgram, path too long)", Want: unix.EINVAL, Setup: onLoop(false, "unixgram", longPath, nil, unix.EINVAL)},
 		{Name: "Loop.DialPacket with ReusePort", Want: errors.ErrUnsupported,
@@ -705,10 +694,10 @@ func packetOpenRows() []badinput.Row {
 	// Networks that are not datagram networks, for each way to open.
 	for _, network := range []string{"tcp", "", "udp7"} {
 		rows = append(rows,
-			badinput.Row{Name: fmt.Sprintf("Server.ListenPacket(%q) → OpError", network), Want: errNetOp, Setup: serverOp(network, "127.0.0.1:0", nil)},
-			badinput.Row{Name: fmt.Sprintf("Group.ListenPacket(%q) → OpError", network), Want: errNetOp, Setup: group(network, "127.0.0.1:0", biNoPacket, nil)},
-			badinput.Row{Name: fmt.Sprintf("Loop.ListenPacket(%q) → OpError", network), Want: errNetOp, Setup: onLoop(true, network, "127.0.0.1:0", nil, errNetOp)},
-			badinput.Row{Name: fmt.Sprintf("Loop.DialPacket(%q) → OpError", network), Want: errNetOp, Setup: onLoop(false, network, "127.0.0.1:9", nil, errNetOp)},
+			badinput.Row{Name: fmt.Sprintf("Server.ListenPacket(%q) → OpError", network), Want: badinput.ErrNetOp, Setup: serverOp(network, "127.0.0.1:0", nil)},
+			badinput.Row{Name: fmt.Sprintf("Group.ListenPacket(%q) → OpError", network), Want: badinput.ErrNetOp, Setup: group(network, "127.0.0.1:0", biNoPacket, nil)},
+			badinput.Row{Name: fmt.Sprintf("Loop.ListenPacket(%q) → OpError", network), Want: badinput.ErrNetOp, Setup: onLoop(true, network, "127.0.0.1:0", nil, badinput.ErrNetOp)},
+			badinput.Row{Name: fmt.Sprintf("Loop.DialPacket(%q) → OpError", network), Want: badinput.ErrNetOp, Setup: onLoop(false, network, "127.0.0.1:9", nil, badinput.ErrNetOp)},
 		)
 	}
 	return rows

@@ -2,7 +2,6 @@ package netconn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -256,22 +255,6 @@ func netconnRows() []badinput.Row {
 	}
 }
 
-// errNetOp is what biOp turns the error net's calls would return into: a
-// row's Want.
-var errNetOp = errors.New("a *net.OpError of the op and network called")
-
-// biOp returns err wrapped in errNetOp if it is a *net.OpError of op on
-// network, as net's ListenPacket, Dial, ReadFrom and WriteTo return, that
-// also matches want (unless want is nil); otherwise err as it is, which
-// fails the row.
-func biOp(err error, op, network string, want error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == op && oe.Net == network && (want == nil || errors.Is(err, want)) {
-		return fmt.Errorf("%w: %w", errNetOp, err)
-	}
-	return err
-}
-
 // biUDP returns a ListenPacket socket on udp4 loopback, or a unixgram one,
 // closed when the test ends.
 func biUDP(t *testing.T, network string) *PacketConn {
@@ -327,7 +310,7 @@ func packetRows() []badinput.Row {
 			if pc != nil {
 				pc.Close()
 			}
-			return biOp(err, "listen", network, want)
+			return badinput.NetOp(err, "listen", network, want)
 		})
 	}
 	dial := func(network, address string, want error) func(*testing.T) func() error {
@@ -336,7 +319,7 @@ func packetRows() []badinput.Row {
 			if c != nil {
 				c.Close()
 			}
-			return biOp(err, "dial", network, want)
+			return badinput.NetOp(err, "dial", network, want)
 		})
 	}
 	// udp: fn on a fresh socket of network; its error must be the
@@ -344,7 +327,7 @@ func packetRows() []badinput.Row {
 	udp := func(network, op string, want error, fn func(p *PacketConn) error) func(*testing.T) func() error {
 		return func(t *testing.T) func() error {
 			p := biUDP(t, network)
-			return func() error { return biOp(fn(p), op, network, want) }
+			return func() error { return badinput.NetOp(fn(p), op, network, want) }
 		}
 	}
 	write := func(want error, fn func(p *PacketConn) error) func(*testing.T) func() error {
@@ -362,19 +345,19 @@ func packetRows() []badinput.Row {
 			if err := p.Close(); err != nil {
 				t.Fatal(err)
 			}
-			return func() error { return biOp(fn(p), op, "udp4", net.ErrClosed) }
+			return func() error { return badinput.NetOp(fn(p), op, "udp4", net.ErrClosed) }
 		}
 	}
 	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
 	x := []byte("x")
 	return []badinput.Row{
-		{Name: "netconn.ListenPacket(udp7) → OpError", Want: errNetOp, Setup: listen("udp7", "127.0.0.1:0", nil)},
-		{Name: "netconn.ListenPacket(empty network) → OpError", Want: errNetOp, Setup: listen("", "127.0.0.1:0", nil)},
-		{Name: "netconn.ListenPacket(port 99999) → OpError", Want: errNetOp, Setup: listen("udp4", "127.0.0.1:99999", nil)},
-		{Name: "netconn.ListenPacket(unixgram, path too long) → EINVAL", Want: errNetOp, Setup: listen("unixgram", longPath, unix.EINVAL)},
-		{Name: "netconn.ListenPacket(unixgram, missing directory) → ENOENT", Want: errNetOp,
+		{Name: "netconn.ListenPacket(udp7) → OpError", Want: badinput.ErrNetOp, Setup: listen("udp7", "127.0.0.1:0", nil)},
+		{Name: "netconn.ListenPacket(empty network) → OpError", Want: badinput.ErrNetOp, Setup: listen("", "127.0.0.1:0", nil)},
+		{Name: "netconn.ListenPacket(port 99999) → OpError", Want: badinput.ErrNetOp, Setup: listen("udp4", "127.0.0.1:99999", nil)},
+		{Name: "netconn.ListenPacket(unixgram, path too long) → EINVAL", Want: badinput.ErrNetOp, Setup: listen("unixgram", longPath, unix.EINVAL)},
+		{Name: "netconn.ListenPacket(unixgram, missing directory) → ENOENT", Want: badinput.ErrNetOp,
 			Setup: listen("unixgram", "/nonexistent/netconn-badinput.dgram", unix.ENOENT)},
-		{Name: "netconn.ListenPacket(udp address in use) → EADDRINUSE", Want: errNetOp, Setup: func(t *testing.T) func() error {
+		{Name: "netconn.ListenPacket(udp address in use) → EADDRINUSE", Want: badinput.ErrNetOp, Setup: func(t *testing.T) func() error {
 			return listen("udp4", biUDP(t, "udp4").LocalAddr().String(), unix.EADDRINUSE)(t)
 		}},
 		{Name: "netconn.Config.ListenPacket(closed Group)", Want: reactor.ErrLoopClosed, Setup: func(t *testing.T) func() error {
@@ -385,9 +368,9 @@ func packetRows() []badinput.Row {
 			}
 		}},
 		{Name: "netconn.Dial(udp, empty address)", Want: errMissingAddress, Setup: dial("udp", "", nil)},
-		{Name: "netconn.Dial(udp4 to an IPv6 address) → OpError", Want: errNetOp, Setup: dial("udp4", "[::1]:9", nil)},
-		{Name: "netconn.Dial(unixgram, no such socket) → ENOENT", Want: errNetOp, Setup: dial("unixgram", "/nonexistent/netconn-badinput.dgram", unix.ENOENT)},
-		{Name: "netconn.Dial(unixgram, path too long) → EINVAL", Want: errNetOp, Setup: dial("unixgram", longPath, unix.EINVAL)},
+		{Name: "netconn.Dial(udp4 to an IPv6 address) → OpError", Want: badinput.ErrNetOp, Setup: dial("udp4", "[::1]:9", nil)},
+		{Name: "netconn.Dial(unixgram, no such socket) → ENOENT", Want: badinput.ErrNetOp, Setup: dial("unixgram", "/nonexistent/netconn-badinput.dgram", unix.ENOENT)},
+		{Name: "netconn.Dial(unixgram, path too long) → EINVAL", Want: badinput.ErrNetOp, Setup: dial("unixgram", longPath, unix.EINVAL)},
 		{Name: "netconn.Config.Dial(udp, closed Group)", Want: reactor.ErrLoopClosed, Setup: func(t *testing.T) func() error {
 			cfg := closedGroup(t)
 			return func() error {
@@ -395,24 +378,24 @@ func packetRows() []badinput.Row {
 				return err
 			}
 		}},
-		{Name: "netconn.PacketConn.WriteTo(nil addr) → EINVAL", Want: errNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo(nil addr) → EINVAL", Want: badinput.ErrNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
 			return second(p.WriteTo(x, nil))
 		})},
-		{Name: "netconn.PacketConn.WriteTo((*net.UDPAddr)(nil)) → missing address", Want: errNetOp, Setup: write(errMissingAddress, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo((*net.UDPAddr)(nil)) → missing address", Want: badinput.ErrNetOp, Setup: write(errMissingAddress, func(p *PacketConn) error {
 			return second(p.WriteTo(x, (*net.UDPAddr)(nil)))
 		})},
-		{Name: "netconn.PacketConn.WriteTo(*net.TCPAddr) → EINVAL", Want: errNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo(*net.TCPAddr) → EINVAL", Want: badinput.ErrNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
 			return second(p.WriteTo(x, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}))
 		})},
-		{Name: "netconn.PacketConn.WriteTo(*net.UnixAddr on udp) → EINVAL", Want: errNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo(*net.UnixAddr on udp) → EINVAL", Want: badinput.ErrNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
 			return second(p.WriteTo(x, &net.UnixAddr{Name: "/tmp/x", Net: "unixgram"}))
 		})},
 		// net's answer is a *net.AddrError ("non-IPv4 address"); the face's
 		// is its own sentinel, which it does not export.
-		{Name: "netconn.PacketConn.WriteTo(IPv6 address on udp4) → the wrong family", Want: errNetOp, Setup: write(sock.ErrAddrFamily, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo(IPv6 address on udp4) → the wrong family", Want: badinput.ErrNetOp, Setup: write(sock.ErrAddrFamily, func(p *PacketConn) error {
 			return second(p.WriteTo(x, &net.UDPAddr{IP: net.IPv6loopback, Port: 9}))
 		})},
-		{Name: "netconn.PacketConn.WriteTo(65,508 bytes) → EMSGSIZE", Want: errNetOp, Setup: write(unix.EMSGSIZE, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo(65,508 bytes) → EMSGSIZE", Want: badinput.ErrNetOp, Setup: write(unix.EMSGSIZE, func(p *PacketConn) error {
 			return second(p.WriteTo(make([]byte, 65508), to))
 		})},
 		{Name: "netconn.PacketConn.WriteTo(empty) → 0, nil", OK: true, Setup: func(t *testing.T) func() error {
@@ -421,46 +404,46 @@ func packetRows() []badinput.Row {
 		}},
 		// net's Write on an unconnected socket reaches the kernel:
 		// EDESTADDRREQ.
-		{Name: "netconn.PacketConn.Write not connected → missing address", Want: errNetOp, Setup: write(errMissingAddress, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.Write not connected → missing address", Want: badinput.ErrNetOp, Setup: write(errMissingAddress, func(p *PacketConn) error {
 			return second(p.Write(x))
 		})},
-		{Name: "netconn.PacketConn.WriteMsgUDP(nil addr) not connected → missing address", Want: errNetOp,
+		{Name: "netconn.PacketConn.WriteMsgUDP(nil addr) not connected → missing address", Want: badinput.ErrNetOp,
 			Setup: write(errMissingAddress, func(p *PacketConn) error {
 				_, _, err := p.WriteMsgUDP(x, nil, nil)
 				return err
 			})},
-		{Name: "netconn.PacketConn.WriteToUDPAddrPort(zero AddrPort) → missing address", Want: errNetOp,
+		{Name: "netconn.PacketConn.WriteToUDPAddrPort(zero AddrPort) → missing address", Want: badinput.ErrNetOp,
 			Setup: write(errMissingAddress, func(p *PacketConn) error {
 				return second(p.WriteToUDPAddrPort(x, netip.AddrPort{}))
 			})},
-		{Name: "netconn.PacketConn.WriteMsgUDP(oob of zeros) → EINVAL", Want: errNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteMsgUDP(oob of zeros) → EINVAL", Want: badinput.ErrNetOp, Setup: write(unix.EINVAL, func(p *PacketConn) error {
 			_, _, err := p.WriteMsgUDP(x, make([]byte, 64), to)
 			return err
 		})},
-		{Name: "netconn.PacketConn.WriteMsgUDP(1 MiB of oob) → ENOBUFS", Want: errNetOp, Setup: write(unix.ENOBUFS, func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteMsgUDP(1 MiB of oob) → ENOBUFS", Want: badinput.ErrNetOp, Setup: write(unix.ENOBUFS, func(p *PacketConn) error {
 			_, _, err := p.WriteMsgUDP(x, make([]byte, 1<<20), to)
 			return err
 		})},
 		// net's answer is net.ErrWriteToConnected.
-		{Name: "netconn.PacketConn.WriteTo(an address) connected → EISCONN", Want: errNetOp, Setup: func(t *testing.T) func() error {
+		{Name: "netconn.PacketConn.WriteTo(an address) connected → EISCONN", Want: badinput.ErrNetOp, Setup: func(t *testing.T) func() error {
 			p := biDialUDP(t)
-			return func() error { return biOp(second(p.WriteTo(x, to)), "write", "udp4", unix.EISCONN) }
+			return func() error { return badinput.NetOp(second(p.WriteTo(x, to)), "write", "udp4", unix.EISCONN) }
 		}},
-		{Name: "netconn.PacketConn.WriteMsgUDP(an address) connected → EISCONN", Want: errNetOp, Setup: func(t *testing.T) func() error {
+		{Name: "netconn.PacketConn.WriteMsgUDP(an address) connected → EISCONN", Want: badinput.ErrNetOp, Setup: func(t *testing.T) func() error {
 			p := biDialUDP(t)
 			return func() error {
 				_, _, err := p.WriteMsgUDP(x, nil, to)
-				return biOp(err, "write", "udp4", unix.EISCONN)
+				return badinput.NetOp(err, "write", "udp4", unix.EISCONN)
 			}
 		}},
 		// net's answer is EINVAL.
-		{Name: "netconn.PacketConn.WriteTo(*net.UDPAddr on unixgram) → the wrong family", Want: errNetOp,
+		{Name: "netconn.PacketConn.WriteTo(*net.UDPAddr on unixgram) → the wrong family", Want: badinput.ErrNetOp,
 			Setup: udp("unixgram", "write", sock.ErrAddrFamily, func(p *PacketConn) error { return second(p.WriteTo(x, to)) })},
-		{Name: "netconn.PacketConn.WriteTo(unixgram, path too long) → OpError", Want: errNetOp,
+		{Name: "netconn.PacketConn.WriteTo(unixgram, path too long) → OpError", Want: badinput.ErrNetOp,
 			Setup: udp("unixgram", "write", nil, func(p *PacketConn) error {
 				return second(p.WriteTo(x, &net.UnixAddr{Name: longPath, Net: "unixgram"}))
 			})},
-		{Name: "netconn.PacketConn.WriteTo(unixgram, no such socket) → ENOENT", Want: errNetOp,
+		{Name: "netconn.PacketConn.WriteTo(unixgram, no such socket) → ENOENT", Want: badinput.ErrNetOp,
 			Setup: udp("unixgram", "write", unix.ENOENT, func(p *PacketConn) error {
 				return second(p.WriteTo(x, &net.UnixAddr{Name: "/nonexistent/netconn-badinput.dgram", Net: "unixgram"}))
 			})},
@@ -479,39 +462,39 @@ func packetRows() []badinput.Row {
 				return second(p.WriteTo(x, to))
 			}
 		}},
-		{Name: "netconn.PacketConn.ReadFrom after Close", Want: errNetOp, Setup: closed(false, "read", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.ReadFrom after Close", Want: badinput.ErrNetOp, Setup: closed(false, "read", func(p *PacketConn) error {
 			_, _, err := p.ReadFrom(make([]byte, 8))
 			return err
 		})},
-		{Name: "netconn.PacketConn.ReadFromUDPAddrPort after Close", Want: errNetOp, Setup: closed(false, "read", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.ReadFromUDPAddrPort after Close", Want: badinput.ErrNetOp, Setup: closed(false, "read", func(p *PacketConn) error {
 			_, _, err := p.ReadFromUDPAddrPort(make([]byte, 8))
 			return err
 		})},
-		{Name: "netconn.PacketConn.ReadMsgUDP after Close", Want: errNetOp, Setup: closed(false, "read", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.ReadMsgUDP after Close", Want: badinput.ErrNetOp, Setup: closed(false, "read", func(p *PacketConn) error {
 			_, _, _, _, err := p.ReadMsgUDP(make([]byte, 8), make([]byte, 64))
 			return err
 		})},
-		{Name: "netconn.PacketConn.Read after Close (dialed)", Want: errNetOp, Setup: closed(true, "read", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.Read after Close (dialed)", Want: badinput.ErrNetOp, Setup: closed(true, "read", func(p *PacketConn) error {
 			return second(p.Read(make([]byte, 8)))
 		})},
-		{Name: "netconn.PacketConn.WriteTo after Close", Want: errNetOp, Setup: closed(false, "write", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteTo after Close", Want: badinput.ErrNetOp, Setup: closed(false, "write", func(p *PacketConn) error {
 			return second(p.WriteTo(x, to))
 		})},
-		{Name: "netconn.PacketConn.WriteMsgUDP after Close", Want: errNetOp, Setup: closed(false, "write", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.WriteMsgUDP after Close", Want: badinput.ErrNetOp, Setup: closed(false, "write", func(p *PacketConn) error {
 			_, _, err := p.WriteMsgUDP(x, nil, to)
 			return err
 		})},
-		{Name: "netconn.PacketConn.Write after Close (dialed)", Want: errNetOp, Setup: closed(true, "write", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.Write after Close (dialed)", Want: badinput.ErrNetOp, Setup: closed(true, "write", func(p *PacketConn) error {
 			return second(p.Write(x))
 		})},
-		{Name: "netconn.PacketConn.Close twice", Want: errNetOp, Setup: closed(false, "close", func(p *PacketConn) error { return p.Close() })},
-		{Name: "netconn.PacketConn.SetDeadline after Close", Want: errNetOp, Setup: closed(false, "set", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.Close twice", Want: badinput.ErrNetOp, Setup: closed(false, "close", func(p *PacketConn) error { return p.Close() })},
+		{Name: "netconn.PacketConn.SetDeadline after Close", Want: badinput.ErrNetOp, Setup: closed(false, "set", func(p *PacketConn) error {
 			return p.SetDeadline(time.Now())
 		})},
-		{Name: "netconn.PacketConn.SetReadBuffer after Close", Want: errNetOp, Setup: closed(false, "set", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.SetReadBuffer after Close", Want: badinput.ErrNetOp, Setup: closed(false, "set", func(p *PacketConn) error {
 			return p.SetReadBuffer(1 << 20)
 		})},
-		{Name: "netconn.PacketConn.SyscallConn Control after Close", Want: errNetOp, Setup: closed(false, "raw-control", func(p *PacketConn) error {
+		{Name: "netconn.PacketConn.SyscallConn Control after Close", Want: badinput.ErrNetOp, Setup: closed(false, "raw-control", func(p *PacketConn) error {
 			rc, err := p.SyscallConn()
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ package badinput
 import (
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 )
@@ -114,6 +115,23 @@ func ZeroN(n int, err error) error {
 func NilOr(err, want error) error {
 	if err == nil || errors.Is(err, want) {
 		return nil
+	}
+	return err
+}
+
+// ErrNetOp is the Want of a row whose documented answer is the
+// *net.OpError package net's calls return; NetOp turns such an error into
+// it.
+var ErrNetOp = errors.New("a *net.OpError of the op and network called")
+
+// NetOp returns err wrapped in ErrNetOp if it is a *net.OpError of op on
+// network (as net's Listen, ListenPacket, Dial, ReadFrom and WriteTo
+// return) that also matches want, unless want is nil; otherwise err as it
+// is, which fails the row.
+func NetOp(err error, op, network string, want error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == op && oe.Net == network && (want == nil || errors.Is(err, want)) {
+		return fmt.Errorf("%w: %w", ErrNetOp, err)
 	}
 	return err
 }
