@@ -585,27 +585,34 @@ func TestPausedEOFWaitsForKept(t *testing.T) {
 func TestResumeReadOffersAgain(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
 		checkLeaks(t)
-		var offers atomic.Int64
+		offers := 0                  // on the loop goroutine only
+		eof := false                 // likewise
+		third := make(chan struct{}) // closed at the third offer
 		h := HandlerFuncs{
 			Data: func(c *Conn, data []byte) {
-				n := offers.Add(1)
+				offers++
 				c.Keep(len(data)) // never consumes
-				if n < 3 {
+				switch {
+				case eof: // the offer after the end of file: report the count
+					c.Write([]byte(fmt.Sprint(offers)))
+					c.Close() // no OnData follows: the count is final
+				case offers < 3:
 					c.ResumeRead() // not paused: offered again all the same
+				case offers == 3:
+					close(third)
 				}
 			},
 			PeerClose: func(c *Conn) {
+				eof = true
 				c.ResumeRead() // once more, after the end of file
-				c.Loop().AfterFunc(time.Millisecond, func() {
-					c.Write([]byte(fmt.Sprint(offers.Load())))
-					c.Close()
-				})
 			},
 		}
 		c := dial(t, serve(t, &Server{Backend: b, Handler: h}))
 		c.Write([]byte("x"))
-		for offers.Load() < 3 {
-			time.Sleep(time.Millisecond) // polling a condition; the deadline bounds the test
+		select {
+		case <-third:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no third offer within 10s")
 		}
 		c.(*net.TCPConn).CloseWrite()
 		got, _ := io.ReadAll(c)

@@ -295,7 +295,12 @@ func TestPacketFairness(t *testing.T) {
 		}
 		defer g.Close()
 		var flooded atomic.Int64
-		count := PacketHandlerFuncs{Packet: func(*PacketConn, *Packet) { flooded.Add(1) }}
+		arrived := make(chan struct{}) // closed at the flood's first datagram
+		count := PacketHandlerFuncs{Packet: func(*PacketConn, *Packet) {
+			if flooded.Add(1) == 1 {
+				close(arrived)
+			}
+		}}
 		a, err := g.ListenPacket("udp4", "127.0.0.1:0", count, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -326,11 +331,10 @@ func TestPacketFairness(t *testing.T) {
 				f.Write(msg)
 			}
 		}()
-		for end := time.Now().Add(10 * time.Second); flooded.Load() == 0; {
-			if time.Now().After(end) {
-				t.Fatal("the flood never reached its socket")
-			}
-			time.Sleep(time.Millisecond) // polling a condition, with a deadline
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the flood never reached its socket")
 		}
 		before := flooded.Load()
 		c := dialUDP(t, net.UDPAddrFromAddrPort(bsock[0].LocalAddr().AddrPort()))
@@ -465,11 +469,19 @@ func TestPacketShutdownFlushes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
 		checkLeaks(t)
 		reasons := make(chan error, 1)
-		var conn atomic.Pointer[PacketConn]
-		var to atomic.Value
+		type first struct {
+			p    *PacketConn
+			from Addr
+		}
+		got := make(chan first, 1)
 		h := PacketHandlerFuncs{
-			Packet: func(p *PacketConn, pkt *Packet) { conn.Store(p); to.Store(pkt.From) },
-			Close:  func(p *PacketConn, err error) { reasons <- err },
+			Packet: func(p *PacketConn, pkt *Packet) {
+				select {
+				case got <- first{p, pkt.From}:
+				default:
+				}
+			},
+			Close: func(p *PacketConn, err error) { reasons <- err },
 		}
 		s := &Server{Backend: b, Loops: 1}
 		addr, err := s.ListenPacket("udp4", "127.0.0.1:0", h, nil)
@@ -480,11 +492,13 @@ func TestPacketShutdownFlushes(t *testing.T) {
 		go func() { done <- s.Serve() }()
 		c := dialUDP(t, addr)
 		c.Write([]byte("hello"))
-		for conn.Load() == nil {
-			time.Sleep(time.Millisecond) // polling a condition; the read deadline bounds the test
+		var f first
+		select {
+		case f = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no datagram reached the handler within 10s")
 		}
-		p := conn.Load()
-		peer := to.Load().(Addr)
+		p, peer := f.p, f.from
 		// Queue replies on the loop and, before the callback ends
 		// (which would flush them), start the loop's part of a shutdown:
 		// the socket closes gracefully with the replies still queued,
