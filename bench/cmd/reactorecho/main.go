@@ -168,10 +168,16 @@ func serveReactor(addr string, be poller.Backend, loops int, sig <-chan os.Signa
 	if err := s.Listen("tcp", addr); err != nil {
 		return err
 	}
+	return serveUntil(s, s.Addr(), be, sig)
+}
+
+// serveUntil serves s, whose listener or datagram socket is at addr, until
+// a signal, then shuts it down.
+func serveUntil(s *reactor.Server, addr net.Addr, be poller.Backend, sig <-chan os.Signal) error {
 	fmt.Printf("backend %v\n", be) // before ready's line, which cpumsg reads up to
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
-	ready(s.Addr())
+	ready(addr)
 	select {
 	case err := <-served:
 		return err

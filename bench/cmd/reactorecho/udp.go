@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
-	"time"
 
 	"github.com/muxkit/reactor"
 	"github.com/muxkit/reactor/poller"
@@ -28,24 +25,7 @@ func serveReactorUDP(addr string, be poller.Backend, loops int, sig <-chan os.Si
 	if err != nil {
 		return err
 	}
-	fmt.Printf("backend %v\n", be)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	ready(la)
-	select {
-	case err := <-served:
-		return err
-	case <-sig:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, reactor.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntil(s, la, be, sig)
 }
 
 // serveNetUDP echoes datagrams on Go's net package, one goroutine reading
