@@ -3,7 +3,6 @@ package reactor
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -278,34 +277,6 @@ func TestUringConfigRefused(t *testing.T) {
 		t.Fatalf("NewGroup with the default on that kernel: %v", err)
 	}
 	g.Close()
-}
-
-// TestUringClientOnOneP: with one P, a client goroutine in the same
-// program as a loop on the engine gets its round trips promptly: the loop
-// never holds the P the client needs. (The engine as it was, holding its P
-// in a raw wait for up to 5 ms after each busy turn, made each of these
-// round trips wait out the hold.)
-func TestUringClientOnOneP(t *testing.T) {
-	if err := UringSupport(); err != nil {
-		t.Skip(err)
-	}
-	checkLeaks(t)
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	addr := serve(t, &Server{Handler: Echo, Backend: Uring, Loops: 1})
-	c := dial(t, addr) // 30 s deadline: a starved client fails, not hangs
-	msg := []byte("ping")
-	var rtt []time.Duration
-	for range 200 {
-		t0 := time.Now()
-		if got := roundTrip(t, c, msg); string(got) != string(msg) {
-			t.Fatalf("echo %q, want %q", got, msg)
-		}
-		rtt = append(rtt, time.Since(t0))
-	}
-	slices.Sort(rtt)
-	if m := rtt[len(rtt)/2]; m > 2*time.Millisecond {
-		t.Errorf("median round trip %v with the client on the loop's P, want < 2 ms (a loop holding its P makes it wait)", m)
-	}
 }
 
 // TestRingBatchPolicy: a wait batches for half the connections that

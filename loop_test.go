@@ -3,11 +3,14 @@ package reactor
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/muxkit/reactor/poller"
 )
@@ -139,6 +142,43 @@ func TestLoopHooks(t *testing.T) {
 		}
 		if opened.Load() < 4 {
 			t.Errorf("%d connections saw the loop's context, want 4", opened.Load())
+		}
+	})
+}
+
+// TestClientOnOneP: with one P, a client goroutine in the same program as
+// a loop gets its round trips promptly, on every backend: the loop never
+// holds the P the client needs. The client waits in Go's netpoller for
+// each reply, so it runs only once something polls the netpoller: the
+// scheduler, when the loop's goroutine leaves the P, or the runtime's
+// monitor, which takes a P from a goroutine blocked in a system call. The
+// completion engine as it was, holding its P in a raw wait for up to 5 ms
+// after each busy turn, made each round trip wait out the hold; a loop
+// whose blocking waits ended after 5 ms, before the monitor took the P,
+// made each wait 5-10 ms. The monitor looks only every 10 ms in a program
+// that gives it nothing to take, so the test first spins for 50 ms to put
+// it there.
+func TestClientOnOneP(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		addr := serve(t, &Server{Handler: Echo, Backend: b, Loops: 1})
+		c := dial(t, addr) // 30 s deadline: a starved client fails, not hangs
+		msg := []byte("ping")
+		roundTrip(t, c, msg)
+		for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+		}
+		var rtt []time.Duration
+		for range 200 {
+			t0 := time.Now()
+			if got := roundTrip(t, c, msg); string(got) != string(msg) {
+				t.Fatalf("echo %q, want %q", got, msg)
+			}
+			rtt = append(rtt, time.Since(t0))
+		}
+		slices.Sort(rtt)
+		if m := rtt[len(rtt)/2]; m > 2*time.Millisecond {
+			t.Errorf("median round trip %v with the client on the loop's P, want < 2 ms (a loop holding its P makes it wait)", m)
 		}
 	})
 }
