@@ -14,14 +14,17 @@ import (
 // The completion engine's side of connections and acceptors: the verbs
 // that start and stop their operations, and what their completions do.
 //
-// A reading connection has one receive armed, one buffer's worth, armed
-// again after each completion while it reads. Not multishot: a multishot
-// receive goes on taking whatever the socket holds into the loop's
-// buffers whether or not the handler keeps up (docs/io_uring.md: 3.9 MB
-// held for a client that never reads). PauseRead, backpressure and a
-// graceful close cancel the receive; bytes it had already received (one
-// buffer at most) are kept, as if by Keep, and offered when reading
-// resumes, and an end of file met meanwhile waits for them. A closed
+// A reading connection has one receive armed. Where the kernel can limit
+// one (multishotRecv, linux 6.17), it is multishot, a completion per
+// buffer, and ends after about recvLimit bytes, to be armed again while
+// the connection reads; elsewhere it takes one buffer and is armed again
+// after each completion. An unlimited multishot receive goes on taking
+// whatever the socket holds into the loop's buffers whether or not the
+// handler keeps up (docs/io_uring.md: 3.9 MB held for a client that never
+// reads). PauseRead, backpressure and a graceful close cancel the receive;
+// bytes it had already received (at most recvLimit and a buffer) are
+// kept, as if by Keep, and offered when reading resumes, and an end of
+// file met meanwhile waits for them. A closed
 // connection's operations are cancelled, and its fd closed and table slot
 // freed only when the last completes, so no completion can name a reused
 // fd and no chunk goes back to the pool while the kernel may read it.
@@ -41,8 +44,11 @@ func (e *completion) open(c *Conn) error {
 func (e *completion) armRecv(c *Conn) {
 	q := e.sqe()
 	q.Opcode, q.Fd, q.Flags = uring.OpRecv, int32(c.sock.Fd()), uring.SqeBufferSelect
+	if e.multishot {
+		q.Ioprio, q.SpliceFdIn = uring.RecvMultishot, recvLimit
+	}
 	if c.is(stAgain) {
-		q.Ioprio = uring.RecvSendPollFirst
+		q.Ioprio |= uring.RecvSendPollFirst
 		c.st &^= stAgain
 	}
 	q.BufGroup, q.UserData = ringGroup, ringTag(c.handle, opRecv)

@@ -72,22 +72,23 @@ type ringMsg struct {
 
 // completion is a loop's engine over an io_uring.
 type completion struct {
-	l       *Loop
-	r       *uring.Ring
-	br      *uring.BufRing
-	park    *runtimePark // parks on the ring's fd (readable while completions wait)
-	epfd    int          // the loop's epoll fd, polled through the ring
-	epArmed bool         // the poll on the loop's epoll fd is in the ring
-	epDue   bool         // that poll completed this turn: collect epoll's events
-	recycle bool         // buffers recycled since the last Publish
-	msgs    []ringMsg
-	nmsg    int   // msgs filled since the last submission
-	sends   int   // sends to submit that nothing waits for (see wait)
-	err     error // a failed submission: the loop ends with it at the turn's end
-	spare   uring.SQE
-	started bool // a turn has submitted: operations may be in flight
-	closed  bool
-	cfg     UringConfig // defaults applied; BatchWait < 0: no batching
+	l         *Loop
+	r         *uring.Ring
+	br        *uring.BufRing
+	park      *runtimePark // parks on the ring's fd (readable while completions wait)
+	epfd      int          // the loop's epoll fd, polled through the ring
+	epArmed   bool         // the poll on the loop's epoll fd is in the ring
+	epDue     bool         // that poll completed this turn: collect epoll's events
+	recycle   bool         // buffers recycled since the last Publish
+	multishot bool         // receives are multishot, up to recvLimit (multishotRecv)
+	msgs      []ringMsg
+	nmsg      int   // msgs filled since the last submission
+	sends     int   // sends to submit that nothing waits for (see wait)
+	err       error // a failed submission: the loop ends with it at the turn's end
+	spare     uring.SQE
+	started   bool // a turn has submitted: operations may be in flight
+	closed    bool
+	cfg       UringConfig // defaults applied; BatchWait < 0: no batching
 	// Connections active recently, for a batched wait's count: those
 	// that received in the loop clock's current millisecond (epoch) and
 	// in the one before it.
@@ -172,6 +173,55 @@ func probeRing() error {
 	return nil
 }
 
+// recvLimit is about the most a connection's multishot receive takes
+// before it ends and the loop arms it again (if the connection still
+// reads): one read's worth (64 KiB), as a readiness loop reads at most
+// that much a turn, less one buffer, because the kernel stops once it has
+// taken the limit and its last buffer may take it past by up to a buffer.
+// Without a limit, a
+// connection the loop has paused (backpressure, PauseRead) would go on
+// filling the loop's buffers until the cancel lands.
+const recvLimit = 64<<10 - ringBufSize
+
+// multishotRecv reports whether this kernel takes a multishot receive
+// with a byte limit (sqe->optlen, linux 6.17); probed once. Without it
+// each receive is armed once per completion: a multishot receive without
+// a limit held megabytes for a client the loop had paused.
+// (A variable so that a test can turn it off.)
+var multishotRecv = sync.OnceValue(func() bool {
+	r, err := uring.New(8, ringFlags)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	br, err := r.NewBufRing(ringGroup, 4, 64, 4)
+	if err != nil {
+		return false
+	}
+	defer br.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[1], []byte{1, 2}); err != nil {
+		return false
+	}
+	// A kernel before 6.17 reads optlen as file_index and refuses the
+	// entry (EINVAL); 6.17 ends the receive once it has taken the limit
+	// (here one byte; the buffer it reads into may take more), without
+	// CqeMore, where an unlimited one goes on.
+	q := r.Get()
+	q.Opcode, q.Fd, q.Flags, q.Ioprio = uring.OpRecv, int32(fds[0]), uring.SqeBufferSelect, uring.RecvMultishot
+	q.BufGroup, q.SpliceFdIn, q.UserData = ringGroup, 1, 1
+	if err := r.Wait(1, time.Second, 0); err != nil {
+		return false
+	}
+	a, _ := r.Ready()
+	return len(a) > 0 && a[0].Res > 0 && a[0].Flags&uring.CqeMore == 0
+})
+
 // newCompletion sets up the completion engine of l, whose poller is epoll,
 // tuned by cfg.
 func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
@@ -199,7 +249,7 @@ func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
 		r.Close()
 		return nil, err
 	}
-	e := &completion{l: l, r: r, br: br, epfd: ep.Fd(), msgs: make([]ringMsg, ringMsgSlots), cfg: cfg}
+	e := &completion{l: l, r: r, br: br, epfd: ep.Fd(), msgs: make([]ringMsg, ringMsgSlots), cfg: cfg, multishot: multishotRecv()}
 	e.park = newRuntimePark(l, r.Fd(), e.ready)
 	return e, nil
 }

@@ -324,3 +324,43 @@ func TestRingBatchPolicy(t *testing.T) {
 	e.cfg.BatchWait = -1
 	check("batching off", -1, 1, 0)
 }
+
+// TestMultishotRecvProbe: on linux 6.17 or later the probe finds the
+// multishot receive with a byte limit, so the engine uses it; before, it
+// does not, and each receive is armed once.
+func TestMultishotRecvProbe(t *testing.T) {
+	if err := UringSupport(); err != nil {
+		t.Skip(err)
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	want := major > 6 || major == 6 && minor >= 17
+	if got := multishotRecv(); got != want {
+		t.Errorf("multishotRecv() on linux %d.%d = %v, want %v", major, minor, got, want)
+	}
+}
+
+// TestUringOneShotRecv: the engine's receive armed once per completion,
+// as on a kernel without a limited multishot receive, still echoes many
+// clients and holds a client that never reads to the high watermark.
+func TestUringOneShotRecv(t *testing.T) {
+	if err := UringSupport(); err != nil {
+		t.Skip(err)
+	}
+	old := multishotRecv
+	multishotRecv = func() bool { return false }
+	defer func() { multishotRecv = old }()
+	checkLeaks(t)
+	s := &Server{Handler: Echo, Backend: Uring, Loops: 2}
+	addr := serve(t, s)
+	echoManyClients(t, addr, 40, 5, nil)
+	for _, l := range s.loops {
+		if l.eng.(*completion).multishot {
+			t.Fatal("the engine armed multishot receives with multishotRecv off")
+		}
+	}
+}
