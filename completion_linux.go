@@ -141,30 +141,11 @@ func probeRing() error {
 	if err := p.Require(ringOps...); err != nil {
 		return err
 	}
-	br, err := r.NewBufRing(ringGroup, 1, 64, 1)
+	cq, err := probeRecv(r, 0, 0, 1)
 	if err != nil {
 		return err
 	}
-	defer br.Close()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return os.NewSyscallError("socketpair", err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	if _, err := unix.Write(fds[1], []byte{1}); err != nil {
-		return os.NewSyscallError("write", err)
-	}
-	q := r.Get()
-	q.Opcode, q.Fd, q.Flags, q.BufGroup, q.UserData = uring.OpRecv, int32(fds[0]), uring.SqeBufferSelect, ringGroup, 1
-	if err := r.Wait(1, time.Second, 0); err != nil {
-		return err
-	}
-	a, _ := r.Ready()
-	if len(a) == 0 {
-		return fmt.Errorf("reactor: io_uring: no completion for a probing receive")
-	}
-	if res := a[0].Res; res != 1 {
+	if res := cq.Res; res != 1 {
 		if res < 0 && unix.Errno(-res) == unix.EINVAL {
 			return fmt.Errorf("reactor: io_uring cannot receive into a provided buffer ring (linux 5.19): %w", errors.ErrUnsupported)
 		}
@@ -173,14 +154,45 @@ func probeRing() error {
 	return nil
 }
 
+// probeRecv tries a receive with ioprio and optlen on a socket pair of
+// which the other end has sent n bytes, into a provided buffer ring of
+// r's, and returns its first completion.
+func probeRecv(r *uring.Ring, ioprio uint16, optlen int32, n int) (uring.CQE, error) {
+	br, err := r.NewBufRing(ringGroup, 4, 64, 4)
+	if err != nil {
+		return uring.CQE{}, err
+	}
+	defer br.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return uring.CQE{}, os.NewSyscallError("socketpair", err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[1], make([]byte, n)); err != nil {
+		return uring.CQE{}, os.NewSyscallError("write", err)
+	}
+	q := r.Get()
+	q.Opcode, q.Fd, q.Flags, q.Ioprio = uring.OpRecv, int32(fds[0]), uring.SqeBufferSelect, ioprio
+	q.BufGroup, q.SpliceFdIn, q.UserData = ringGroup, optlen, 1
+	if err := r.Wait(1, time.Second, 0); err != nil {
+		return uring.CQE{}, err
+	}
+	a, _ := r.Ready()
+	if len(a) == 0 {
+		return uring.CQE{}, fmt.Errorf("reactor: io_uring: no completion for a probing receive")
+	}
+	return a[0], nil
+}
+
 // recvLimit is about the most a connection's multishot receive takes
 // before it ends and the loop arms it again (if the connection still
 // reads): one read's worth (64 KiB), as a readiness loop reads at most
 // that much a turn, less one buffer, because the kernel stops once it has
 // taken the limit and its last buffer may take it past by up to a buffer.
-// Without a limit, a
-// connection the loop has paused (backpressure, PauseRead) would go on
-// filling the loop's buffers until the cancel lands.
+// Without a limit, a connection the loop has paused (backpressure,
+// PauseRead) would go on filling the loop's buffers until the cancel
+// lands.
 const recvLimit = 64<<10 - ringBufSize
 
 // multishotRecv reports whether this kernel takes a multishot receive
@@ -194,32 +206,12 @@ var multishotRecv = sync.OnceValue(func() bool {
 		return false
 	}
 	defer r.Close()
-	br, err := r.NewBufRing(ringGroup, 4, 64, 4)
-	if err != nil {
-		return false
-	}
-	defer br.Close()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	if _, err := unix.Write(fds[1], []byte{1, 2}); err != nil {
-		return false
-	}
 	// A kernel before 6.17 reads optlen as file_index and refuses the
 	// entry (EINVAL); 6.17 ends the receive once it has taken the limit
 	// (here one byte; the buffer it reads into may take more), without
 	// CqeMore, where an unlimited one goes on.
-	q := r.Get()
-	q.Opcode, q.Fd, q.Flags, q.Ioprio = uring.OpRecv, int32(fds[0]), uring.SqeBufferSelect, uring.RecvMultishot
-	q.BufGroup, q.SpliceFdIn, q.UserData = ringGroup, 1, 1
-	if err := r.Wait(1, time.Second, 0); err != nil {
-		return false
-	}
-	a, _ := r.Ready()
-	return len(a) > 0 && a[0].Res > 0 && a[0].Flags&uring.CqeMore == 0
+	cq, err := probeRecv(r, uring.RecvMultishot, 1, 2)
+	return err == nil && cq.Res > 0 && cq.Flags&uring.CqeMore == 0
 })
 
 // newCompletion sets up the completion engine of l, whose poller is epoll,

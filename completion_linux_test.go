@@ -364,6 +364,7 @@ func TestUringOneShotRecv(t *testing.T) {
 	}}
 	addr := serve(t, s)
 	echoManyClients(t, addr, 40, 5, nil)
+	backpressure(t, Uring, s.OnLoopStart)
 	if n := multi.Load(); n != 0 {
 		t.Fatalf("%d loops armed multishot receives with multishotRecv off", n)
 	}

@@ -147,47 +147,51 @@ func TestHandlerSeesOpenDataClose(t *testing.T) {
 // reading it once its queue passes the high watermark, so its memory stays
 // bounded, and another client is served meanwhile.
 func TestBackpressure(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b poller.Backend) {
-		checkLeaks(t)
-		lim := Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
-		var maxPending atomic.Int64
-		var queueFull atomic.Int64
-		h := HandlerFuncs{Data: func(c *Conn, data []byte) {
-			if _, err := c.Write(data); errors.Is(err, ErrQueueFull) {
-				queueFull.Add(1)
-			}
-			if p := int64(c.Pending()); p > maxPending.Load() {
-				maxPending.Store(p)
-			}
-		}}
-		addr := serve(t, &Server{Handler: h, Backend: b, Loops: 1, Limits: lim})
+	forEachBackend(t, func(t *testing.T, b poller.Backend) { backpressure(t, b, nil) })
+}
 
-		hog := dial(t, addr)
-		// Send far more than the server may hold; the write stalls once
-		// the server stops reading and the socket buffers fill.
-		hog.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		sent, _ := hog.Write(make([]byte, 64<<20))
-		if sent >= 64<<20 {
-			t.Fatalf("the server read all %d bytes of a client that never reads", sent)
+// backpressure is TestBackpressure on backend b; onLoopStart, if set, is
+// the Server's OnLoopStart.
+func backpressure(t *testing.T, b poller.Backend, onLoopStart func(*Loop)) {
+	checkLeaks(t)
+	lim := Limits{HighWater: 256 << 10, LowWater: 64 << 10, MaxQueued: 1 << 20}
+	var maxPending atomic.Int64
+	var queueFull atomic.Int64
+	h := HandlerFuncs{Data: func(c *Conn, data []byte) {
+		if _, err := c.Write(data); errors.Is(err, ErrQueueFull) {
+			queueFull.Add(1)
 		}
+		if p := int64(c.Pending()); p > maxPending.Load() {
+			maxPending.Store(p)
+		}
+	}}
+	addr := serve(t, &Server{Handler: h, Backend: b, Loops: 1, Limits: lim, OnLoopStart: onLoopStart})
 
-		// Another client on the same loop is still served.
-		other := dial(t, addr)
-		for i := range 20 {
-			msg := []byte(fmt.Sprintf("ping %d", i))
-			if got := roundTrip(t, other, msg); !bytes.Equal(got, msg) {
-				t.Fatalf("other client got %q, want %q", got, msg)
-			}
+	hog := dial(t, addr)
+	// Send far more than the server may hold; the write stalls once
+	// the server stops reading and the socket buffers fill.
+	hog.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	sent, _ := hog.Write(make([]byte, 64<<20))
+	if sent >= 64<<20 {
+		t.Fatalf("the server read all %d bytes of a client that never reads", sent)
+	}
+
+	// Another client on the same loop is still served.
+	other := dial(t, addr)
+	for i := range 20 {
+		msg := []byte(fmt.Sprintf("ping %d", i))
+		if got := roundTrip(t, other, msg); !bytes.Equal(got, msg) {
+			t.Fatalf("other client got %q, want %q", got, msg)
 		}
-		// Bounded: at most one read buffer past the high watermark.
-		if p := maxPending.Load(); p > int64(lim.HighWater+readBufferSize) {
-			t.Fatalf("queue grew to %d bytes, past high watermark %d + one read", p, lim.HighWater)
-		}
-		if queueFull.Load() != 0 {
-			t.Fatalf("hit the hard cap %d times: backpressure should have paused reading first", queueFull.Load())
-		}
-		t.Logf("client sent %d bytes before stalling; server queue peaked at %d", sent, maxPending.Load())
-	})
+	}
+	// Bounded: at most one read buffer past the high watermark.
+	if p := maxPending.Load(); p > int64(lim.HighWater+readBufferSize) {
+		t.Fatalf("queue grew to %d bytes, past high watermark %d + one read", p, lim.HighWater)
+	}
+	if queueFull.Load() != 0 {
+		t.Fatalf("hit the hard cap %d times: backpressure should have paused reading first", queueFull.Load())
+	}
+	t.Logf("client sent %d bytes before stalling; server queue peaked at %d", sent, maxPending.Load())
 }
 
 func TestIdleTimeout(t *testing.T) {
