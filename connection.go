@@ -90,6 +90,9 @@ const (
 	stConnecting
 	// stRedo: on the loop's list to have its kept bytes offered again.
 	stRedo
+	// stRedoLater: a ResumeRead's offer found c paused by backpressure;
+	// it is made when the queue drains to the low watermark.
+	stRedoLater
 
 	// The completion engine's flags (see engine_linux.go).
 
@@ -330,7 +333,9 @@ func (c *Conn) PauseRead() {
 // loop's turn, even if nothing new arrives, so a handler that stopped
 // parsing can go on; then reading goes on. Each call offers the bytes
 // still kept once more, whether or not reading was paused, and after the
-// peer's end of file too. Called in OnData, it applies to what that OnData
+// peer's end of file too; while backpressure holds reading (the write
+// queue passed the high watermark), the offer waits until the queue drains
+// to the low watermark. Called in OnData, it applies to what that OnData
 // keeps. It makes at most one system call and does not allocate (the
 // loop's list of such connections grows once).
 func (c *Conn) ResumeRead() {
@@ -652,6 +657,9 @@ func (c *Conn) release() {
 func (c *Conn) redeliver() {
 	c.st &^= stRedo
 	if !c.canRead() {
+		if c.is(stPaused) && !c.is(stUserPaused|stClosing|stClosed) {
+			c.st |= stRedoLater // see update
+		}
 		return
 	}
 	if c.in != nil {
@@ -700,7 +708,8 @@ func (c *Conn) settle() {
 }
 
 // update applies backpressure (stop reading above the high watermark,
-// resume at the low one) and has the engine follow c's state.
+// resume at the low one, and make the offer of kept bytes a ResumeRead
+// asked for meanwhile) and has the engine follow c's state.
 func (c *Conn) update() {
 	if c.is(stClosed) {
 		return
@@ -709,6 +718,11 @@ func (c *Conn) update() {
 		c.st |= stPaused
 	} else if c.is(stPaused) && c.sock.BelowLowWater() {
 		c.st &^= stPaused
+		if c.is(stRedoLater) && !c.is(stRedo) && c.canRead() {
+			c.st |= stRedo
+			c.loop.redo = append(c.loop.redo, c)
+		}
+		c.st &^= stRedoLater
 	}
 	c.loop.eng.interest(c)
 }

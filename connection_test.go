@@ -622,6 +622,55 @@ func TestResumeReadOffersAgain(t *testing.T) {
 	})
 }
 
+// TestResumeReadUnderBackpressure: a ResumeRead made while the write queue
+// holds reading (above the high watermark) offers the kept bytes once the
+// queue drains, here after the peer's end of file, when no read will bring
+// them. FuzzLoop found the offer lost on the completion engine, whose
+// sends complete after the turn.
+func TestResumeReadUnderBackpressure(t *testing.T) {
+	const big = 8 << 20 // more than loopback's socket buffers take
+	lim := Limits{HighWater: 64 << 10, LowWater: 16 << 10, MaxQueued: 2 * big}
+	forEachBackend(t, func(t *testing.T, b poller.Backend) {
+		checkLeaks(t)
+		eof := false // on the loop goroutine only
+		queued := 0  // Pending() after PeerClose's Write, likewise
+		offers := 0  // OnData calls, likewise
+		report := make(chan [2]int, 1)
+		h := HandlerFuncs{
+			Data: func(c *Conn, data []byte) {
+				offers++
+				c.Keep(len(data))
+				if eof {
+					c.Write([]byte("end"))
+					c.Close()
+					report <- [2]int{queued, offers}
+				}
+			},
+			PeerClose: func(c *Conn) {
+				eof = true
+				c.Write(make([]byte, big))
+				queued = c.Pending()
+				c.ResumeRead()
+			},
+		}
+		c := dial(t, serve(t, &Server{Backend: b, Loops: 1, Limits: lim, Handler: h}))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte("x"))
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil || len(got) != big+3 || string(got[big:]) != "end" {
+			t.Fatalf("read %d bytes, %v; want %d ending in \"end\" (the kept byte offered again)", len(got), err, big+3)
+		}
+		r := <-report
+		if r[0] < lim.HighWater {
+			t.Errorf("Pending() = %d after the big Write, under the high watermark %d: backpressure was not tested", r[0], lim.HighWater)
+		}
+		if r[1] != 2 {
+			t.Errorf("OnData ran %d times, want 2 (the read, the ResumeRead)", r[1])
+		}
+	})
+}
+
 // TestNoDataAfterClose: once a handler has called Close, OnData is not
 // called again for the connection, whatever the peer still sends.
 func TestNoDataAfterClose(t *testing.T) {
