@@ -109,10 +109,14 @@ type UringConfig struct {
 	// served receives on many connections lately (those that received in
 	// the loop clock's current or previous millisecond) waits for
 	// completions from half of them, at most 128, for at most BatchWait,
-	// and after that for any one: it sleeps and wakes once for a batch
-	// instead of once a message. A loop with fewer than four such
-	// connections waits for one, so a lone request-response client is
-	// never held up. The price is at most BatchWait of added latency for a
+	// and after that for any one: it enters the kernel once for a batch
+	// instead of once a message. It does not save wake-ups: under the
+	// engine's cooperative task running each completion's work wakes a
+	// waiting loop, so it sleeps as often as without batching (deferred
+	// task running, which would wake it once for the batch, needs a
+	// thread of its own; docs/io_uring.md). A loop with fewer than four
+	// such connections waits for one, so a lone request-response client
+	// is never held up. The price is at most BatchWait of added latency for a
 	// message that arrives while a batch is waited for, paid at each step
 	// of a chain of dependent round trips through one loop, and the rest
 	// of the program waits longer for the loop's P: the wait is a system
