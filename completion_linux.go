@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -81,6 +82,7 @@ type completion struct {
 	epDue     bool         // that poll completed this turn: collect epoll's events
 	recycle   bool         // buffers recycled since the last Publish
 	multishot bool         // receives are multishot, up to recvLimit (multishotRecv)
+	dedicated bool         // UringConfig.Dedicated: a locked thread, deferred task running, held waits
 	msgs      []ringMsg
 	nmsg      int   // msgs filled since the last submission
 	sends     int   // sends to submit that nothing waits for (see wait)
@@ -102,6 +104,12 @@ type completion struct {
 // held; docs/io_uring.md has the measurement), and the flag
 // that says such work waits.
 const ringFlags = uring.SetupClamp | uring.SetupCoopTaskrun | uring.SetupTaskrunFlag
+
+// dedicatedFlags are a dedicated loop's (UringConfig.Dedicated): one
+// issuer, the loop's locked thread, which enables the ring at its first
+// turn, and deferred task running, which wakes a waiting loop once for
+// the completions it waits for rather than once for each.
+const dedicatedFlags = uring.SetupClamp | uring.SetupSingleIssuer | uring.SetupDeferTaskrun | uring.SetupRDisabled
 
 // ringOps are the operations the engine submits.
 var ringOps = []uint8{uring.OpPollAdd, uring.OpAccept, uring.OpCancel, uring.OpSend, uring.OpRecv, uring.OpSendmsg, uring.OpRecvmsg}
@@ -214,6 +222,10 @@ var multishotRecv = sync.OnceValue(func() bool {
 	return err == nil && cq.Res > 0 && cq.Flags&uring.CqeMore == 0
 })
 
+// forceDedicated makes every engine loop dedicated, whatever its
+// UringConfig: a test's switch, to run Server tests on such loops.
+var forceDedicated bool
+
 // newCompletion sets up the completion engine of l, whose poller is epoll,
 // tuned by cfg.
 func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
@@ -228,8 +240,18 @@ func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := uring.New(ringEntries, ringFlags)
+	if forceDedicated {
+		cfg.Dedicated = true
+	}
+	flags := uint32(ringFlags)
+	if cfg.Dedicated {
+		flags = dedicatedFlags
+	}
+	r, err := uring.New(ringEntries, flags)
 	if err != nil {
+		if cfg.Dedicated && errors.Is(err, errors.ErrUnsupported) {
+			return nil, fmt.Errorf("reactor: UringConfig.Dedicated needs deferred task running (linux 6.1): %w", err)
+		}
 		return nil, err
 	}
 	if cfg.BatchWait > 0 && r.Features()&minWaitFeature == 0 {
@@ -241,8 +263,11 @@ func newCompletion(l *Loop, cfg UringConfig) (*completion, error) {
 		r.Close()
 		return nil, err
 	}
-	e := &completion{l: l, r: r, br: br, epfd: ep.Fd(), msgs: make([]ringMsg, ringMsgSlots), cfg: cfg, multishot: multishotRecv()}
-	e.park = newRuntimePark(l, r.Fd(), e.ready)
+	e := &completion{l: l, r: r, br: br, epfd: ep.Fd(), msgs: make([]ringMsg, ringMsgSlots), cfg: cfg, multishot: multishotRecv(), dedicated: cfg.Dedicated}
+	if !e.dedicated {
+		e.park = newRuntimePark(l, r.Fd(), e.ready)
+	}
+	l.ownsThread = e.dedicated
 	return e, nil
 }
 
@@ -337,6 +362,9 @@ func (e *completion) close() {
 		e.complete()
 	}
 	e.release()
+	if e.dedicated {
+		runtime.UnlockOSThread()
+	}
 	var left []target
 	l.tab.Range(func(_ fdtable.Handle, t target) bool {
 		left = append(left, t)

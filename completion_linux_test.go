@@ -3,6 +3,7 @@ package reactor
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/muxkit/reactor/internal/uring"
 	"github.com/muxkit/reactor/poller"
 )
 
@@ -368,4 +370,86 @@ func TestUringOneShotRecv(t *testing.T) {
 	if n := multi.Load(); n != 0 {
 		t.Fatalf("%d loops armed multishot receives with multishotRecv off", n)
 	}
+}
+
+// dedicatedSupport skips t unless this kernel runs dedicated loops
+// (UringConfig.Dedicated: deferred task running, linux 6.1).
+func dedicatedSupport(t *testing.T) {
+	t.Helper()
+	if err := UringSupport(); err != nil {
+		t.Skip(err)
+	}
+	r, err := uring.New(8, dedicatedFlags)
+	if err != nil {
+		t.Skipf("no deferred task running here: %v", err)
+	}
+	r.Close()
+}
+
+// TestUringDedicated runs Server tests on dedicated loops: echo to many
+// clients, backpressure, a stop-the-world while a loop waits holding its
+// P, and an idle loop giving its P up on one P.
+func TestUringDedicated(t *testing.T) {
+	dedicatedSupport(t)
+	forceDedicated = true
+	t.Cleanup(func() { forceDedicated = false }) // after the servers' shutdowns
+	var dedicated atomic.Int32
+	onStart := func(l *Loop) {
+		if l.eng.(*completion).dedicated {
+			dedicated.Add(1)
+		}
+	}
+	t.Run("echo", func(t *testing.T) {
+		checkLeaks(t)
+		s := &Server{Handler: Echo, Backend: Uring, Loops: 1, OnLoopStart: onStart}
+		if UringSupport() == nil && ringMinWait() {
+			s.Uring.BatchWait = 100 * time.Microsecond
+		}
+		echoManyClients(t, serve(t, s), 40, 5, nil)
+	})
+	t.Run("backpressure", func(t *testing.T) { backpressure(t, Uring, onStart) })
+	t.Run("stop-the-world", func(t *testing.T) {
+		// Right after a round trip the loop waits in a raw system call,
+		// keeping its P; the stop-the-world's signal must end that wait
+		// (no completion will).
+		checkLeaks(t)
+		c := dial(t, serve(t, &Server{Handler: Echo, Backend: Uring, Loops: 1, OnLoopStart: onStart}))
+		for i := range 20 {
+			roundTrip(t, c, []byte("stw"))
+			done := make(chan struct{})
+			go func() { runtime.GC(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("GC %d did not finish in 10s beside an idle dedicated loop", i)
+			}
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		// With one P, held by an idle loop's raw wait, this goroutine
+		// runs again only if the runtime's preemption ends that wait and
+		// the loop then waits in a system call its P can be taken from:
+		// otherwise the sleep never returns (the test times out).
+		checkLeaks(t)
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		c := dial(t, serve(t, &Server{Handler: Echo, Backend: Uring, Loops: 1, OnLoopStart: onStart}))
+		roundTrip(t, c, []byte("idle"))
+		for range 5 {
+			time.Sleep(10 * time.Millisecond) // what is tested: that it returns
+		}
+	})
+	if n := dedicated.Load(); n != 4 {
+		t.Errorf("%d dedicated loops started, want 4", n)
+	}
+}
+
+// ringMinWait reports whether this kernel has the minimum wait BatchWait
+// needs.
+func ringMinWait() bool {
+	r, err := uring.New(8, ringFlags)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	return r.Features()&minWaitFeature != 0
 }

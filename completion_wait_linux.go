@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"errors"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +21,15 @@ const sendWaitBound = 5 * time.Millisecond
 // timeout, and serves the completions and epoll's events.
 func (e *completion) turn(timeout time.Duration) (bool, error) {
 	l := e.l
-	e.started = true
+	if !e.started && e.dedicated {
+		// The ring belongs to the thread that enables it, before
+		// anything is submitted.
+		runtime.LockOSThread()
+		if err := e.r.Enable(); err != nil {
+			runtime.UnlockOSThread()
+			return false, err
+		}
+	}
 	if !e.epArmed {
 		q := e.sqe()
 		q.Opcode, q.Fd, q.OpFlags, q.UserData = uring.OpPollAdd, int32(e.epfd), unix.POLLIN, udEpoll
@@ -30,6 +39,7 @@ func (e *completion) turn(timeout time.Duration) (bool, error) {
 		e.br.Publish()
 		e.recycle = false
 	}
+	e.started = true
 	var err error
 	if timeout == 0 {
 		e.submit()
@@ -78,6 +88,9 @@ func (e *completion) wait(timeout time.Duration) error {
 	}
 	sends := uint32(min(e.sends, ringBatchMax))
 	n, batch := e.batch(timeout)
+	if e.dedicated {
+		return e.waitHeld(timeout, n+sends, batch)
+	}
 	var err error
 	switch {
 	case batch > 0:
@@ -94,6 +107,38 @@ func (e *completion) wait(timeout time.Duration) error {
 	e.nmsg, e.sends = 0, 0
 	if errors.Is(err, unix.EBUSY) {
 		err = nil // completions to reap first
+	}
+	return err
+}
+
+// waitHeld is a dedicated loop's wait (UringConfig.Dedicated): a raw
+// system call that keeps the P, for n completions for at most batch (if
+// positive) and then for one, for up to timeout (< 0: none). It ends early
+// at a signal: the runtime's preemption, after about 10 ms without a
+// yield, or a stop-the-world's. If it ended with nothing to serve, the
+// rest of timeout is waited as a Syscall, so that an idle loop gives its
+// P up.
+func (e *completion) waitHeld(timeout time.Duration, n uint32, batch time.Duration) error {
+	e.nmsg, e.sends = 0, 0
+	if batch <= 0 {
+		n = 1
+	}
+	start := e.l.clock()
+	if err := e.r.WaitHeld(n, timeout, batch); err != nil {
+		return err
+	}
+	if a, _ := e.r.Ready(); len(a) > 0 {
+		return nil
+	}
+	if timeout >= 0 {
+		timeout -= time.Duration(e.l.clock() - start)
+		if timeout <= 0 {
+			return nil
+		}
+	}
+	err := e.r.Wait(1, timeout, 0)
+	if errors.Is(err, unix.EBUSY) {
+		err = nil
 	}
 	return err
 }
@@ -154,7 +199,7 @@ func (e *completion) complete() int {
 			if len(l.dirty)+len(l.pdirty) > 0 {
 				l.flushDirty()
 			}
-			if l.paceDue() {
+			if l.paceDue() && !e.dedicated {
 				e.submit() // the kernel's share of the work so far, before the yield
 				l.yield()
 			}

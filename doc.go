@@ -102,7 +102,8 @@
 // A loop lives in someone else's program: it never blocks in a system
 // call while goroutines it made runnable wait for its P, and it yields to
 // the scheduler at least every 100 us while it serves (see Loop). Neither
-// engine locks its goroutine to an OS thread.
+// engine locks its goroutine to an OS thread, except a loop that asks to
+// own one (UringConfig.Dedicated), which gives up this rule.
 //
 // # The completion engine (io_uring)
 //
@@ -125,7 +126,10 @@
 // delayed). Watch, a Dialer's connect and Post's wake use an epoll
 // instance the ring polls. The ring completes operations cooperatively,
 // on the loop's thread at its next entry to the kernel. Wake batching
-// (UringConfig.BatchWait, linux 6.12) is off unless asked for.
+// (UringConfig.BatchWait, linux 6.12) is off unless asked for. A program
+// that sets a CPU aside for each loop can have its loops keep their Ps
+// and their threads (UringConfig.Dedicated, linux 6.1): fewer CPU cycles
+// a message, at the price of everything else on those Ps.
 // docs/io_uring.md has the design and its measurements.
 //
 // # Loops without a Server

@@ -131,6 +131,26 @@ type UringConfig struct {
 	// start. Zero or negative means no batching. At most 10 ms; the kernel
 	// counts whole microseconds, so less than one is refused.
 	BatchWait time.Duration
+	// Dedicated is for a program that sets a CPU aside for each loop
+	// (GOMAXPROCS above Loops, and nothing else that needs those Ps). It
+	// gives up, for the CPU per message of a C io_uring server, the rule
+	// every other loop keeps, that the rest of the program runs as
+	// promptly beside it as beside Go's own net. Each loop's goroutine
+	// locks itself to its OS thread (runtime.LockOSThread) for the loop's
+	// life; its ring uses deferred task running, so that a batched wait
+	// (BatchWait) sleeps and wakes once for the batch; and it waits in
+	// raw system calls that keep its P, so the runtime neither hands the
+	// P to another thread nor spends its monitor's time taking it back.
+	// So while a loop serves or waits, nothing else runs on its P: the
+	// goroutines a handler wakes and the timers due there wait for
+	// another P to take them, and with no idle P, until the loop's
+	// completion or the runtime's preemption. The runtime preempts it
+	// after about 10 ms without a yield (and a stop-the-world's signal
+	// ends its wait at once); an idle loop then waits in a system call
+	// the runtime can take its P from. It needs deferred task running
+	// (linux 6.1): without it a Server or Group asking for it does not
+	// start, with an error matching errors.ErrUnsupported.
+	Dedicated bool
 	// Buffers caps the loop's receive buffers, 4 KiB each, shared by all
 	// its connections (an idle connection holds none). The loop starts
 	// with 64 and doubles them whenever a receive finds none free, up to

@@ -50,23 +50,26 @@ type target interface {
 // package does: it never blocks in a system call while goroutines it made
 // runnable wait for its P (it parks in Go's netpoller, or yields first),
 // and it yields to the scheduler at least every 100 us while it serves.
-// Its goroutine is not locked to an OS thread, on either engine.
+// Its goroutine is not locked to an OS thread, on either engine. A loop
+// on the completion engine with UringConfig.Dedicated is the exception:
+// it owns its thread and keeps its P, and gives up this rule.
 type Loop struct {
-	p       poller.Poller
-	tab     fdtable.Table[target]
-	events  []poller.Event
-	buf     []byte
-	timers  timerHeap
-	start   time.Time
-	now     int64        // loop clock: nanoseconds since start, updated after every Wait
-	busy    bool         // the last turn served something: yield before blocking
-	woke    bool         // it ran a Watcher, a timer or a posted function (see block)
-	watched bool         // this turn ran a Watcher
-	yielded int64        // loop clock when the loop last yielded or waited (see pace)
-	paced   int          // events served since pace last read the clock
-	eng     engine       // how the loop moves bytes (engine.go)
-	ctx     any          // SetContext's value
-	log     *slog.Logger // nil: errors are not logged
+	p          poller.Poller
+	tab        fdtable.Table[target]
+	events     []poller.Event
+	buf        []byte
+	timers     timerHeap
+	start      time.Time
+	now        int64        // loop clock: nanoseconds since start, updated after every Wait
+	busy       bool         // the last turn served something: yield before blocking
+	ownsThread bool         // the engine locked the loop to its thread: it never yields
+	woke       bool         // it ran a Watcher, a timer or a posted function (see block)
+	watched    bool         // this turn ran a Watcher
+	yielded    int64        // loop clock when the loop last yielded or waited (see pace)
+	paced      int          // events served since pace last read the clock
+	eng        engine       // how the loop moves bytes (engine.go)
+	ctx        any          // SetContext's value
+	log        *slog.Logger // nil: errors are not logged
 
 	dirty  []*Conn       // written to since their last flush (see Conn.dirty)
 	pdirty []*PacketConn // likewise, datagram sockets

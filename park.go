@@ -87,7 +87,7 @@ func (l *Loop) block(timeout time.Duration, park **runtimePark, wait func(time.D
 		(*park).close()
 		*park = nil
 	}
-	if l.busy {
+	if l.busy && !l.ownsThread {
 		// Twice: one schedule in 61 takes the global run queue first,
 		// where Gosched put the loop.
 		runtime.Gosched()

@@ -14,6 +14,7 @@ import (
 // Setup flags (io_uring_setup's params.flags) the engine may ask for.
 const (
 	SetupClamp        = 1 << 4  // IORING_SETUP_CLAMP: clamp entries to the kernel's maximum
+	SetupRDisabled    = 1 << 6  // IORING_SETUP_R_DISABLED: the ring starts disabled (see Enable)
 	SetupSubmitAll    = 1 << 7  // IORING_SETUP_SUBMIT_ALL: go on submitting after a failed entry
 	SetupCoopTaskrun  = 1 << 8  // IORING_SETUP_COOP_TASKRUN: no interrupting IPI for task work
 	SetupTaskrunFlag  = 1 << 9  // IORING_SETUP_TASKRUN_FLAG: IORING_SQ_TASKRUN says task work is pending
@@ -80,6 +81,7 @@ const (
 // io_uring_register opcodes.
 const (
 	registerProbe      = 8
+	registerEnable     = 12 // IORING_REGISTER_ENABLE_RINGS
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
 	probeOpSupported   = 1 << 0 // IO_URING_OP_SUPPORTED
@@ -346,6 +348,54 @@ func (r *Ring) Wait(n uint32, timeout, minWait time.Duration) error {
 		err = nil
 	}
 	return err
+}
+
+// Enable enables a ring set up with SetupRDisabled. With
+// SetupSingleIssuer the ring then belongs to the calling thread, so the
+// goroutine calls it locked to its thread (runtime.LockOSThread).
+func (r *Ring) Enable() error {
+	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerEnable, 0, 0, 0, 0)
+	if errno != 0 {
+		return os.NewSyscallError("io_uring_register", errno)
+	}
+	return nil
+}
+
+// WaitHeld submits what is filled and waits until n completions are
+// ready, for at most d, in a raw system call: the goroutine keeps its P
+// meanwhile, so the runtime neither hands the P to another thread nor
+// wakes its monitor to look. A signal ends it (the runtime's preemption
+// request among them, so a stop-the-world waits no longer than the
+// kernel's submission work). Running out of time is not an error. With
+// d < 0 it waits without a time limit (and without a timer); with
+// minWait > 0 and FeatMinTimeout it waits for n for at most minWait and
+// then for one. A d or minWait needs FeatExtArg. It does not allocate.
+func (r *Ring) WaitHeld(n uint32, d, minWait time.Duration) error {
+	if d < 0 && minWait <= 0 {
+		_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.flush()), uintptr(n), enterGetEvents, 0, 0)
+		switch errno {
+		case 0, unix.EINTR, unix.EBUSY:
+			return nil
+		}
+		return os.NewSyscallError("io_uring_enter", errno)
+	}
+	if d < 0 {
+		d = time.Second
+	}
+	arg := &r.waitArg
+	*arg = getEventsArg{sigmaskSz: kernelSigsetBytes}
+	if minWait > 0 && r.features&FeatMinTimeout != 0 {
+		arg.minWaitUs = uint32(minWait / time.Microsecond)
+	}
+	r.waitTs = unix.NsecToTimespec(int64(d))
+	arg.ts = uint64(uintptr(unsafe.Pointer(&r.waitTs)))
+	toSubmit := r.flush()
+	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(n), enterGetEvents|enterExtArg, uintptr(unsafe.Pointer(arg)), unsafe.Sizeof(*arg))
+	switch errno {
+	case 0, unix.ETIME, unix.EINTR, unix.EBUSY:
+		return nil
+	}
+	return os.NewSyscallError("io_uring_enter", errno)
 }
 
 // enter is io_uring_enter. With GETEVENTS it is a Syscall, which lets the

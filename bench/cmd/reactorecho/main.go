@@ -196,8 +196,9 @@ func serveUntil(s *reactor.Server, addr net.Addr, be poller.Backend, sig <-chan 
 
 // uringConfig reads the engine's knobs from the environment, for
 // cmd/cpumsg's NAME@VAR=VALUE servers: REACTOR_URING_BATCH, a duration
-// (UringConfig.BatchWait), and REACTOR_URING_BUFFERS, a count
-// (UringConfig.Buffers). The library itself reads neither.
+// (UringConfig.BatchWait), REACTOR_URING_BUFFERS, a count
+// (UringConfig.Buffers), and REACTOR_URING_DEDICATED=1
+// (UringConfig.Dedicated). The library itself reads neither.
 func uringConfig() reactor.UringConfig {
 	var c reactor.UringConfig
 	if s, ok := os.LookupEnv("REACTOR_URING_BATCH"); ok {
@@ -207,6 +208,7 @@ func uringConfig() reactor.UringConfig {
 		}
 		c.BatchWait = d
 	}
+	c.Dedicated = os.Getenv("REACTOR_URING_DEDICATED") == "1"
 	if s, ok := os.LookupEnv("REACTOR_URING_BUFFERS"); ok {
 		n, err := strconv.Atoi(s)
 		if err != nil {
