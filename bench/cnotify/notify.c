@@ -15,8 +15,9 @@
  * the time. The figure is the time from that send to the watcher's wake,
  * median and 90th percentile, and which fd woke it.
  *
- *   ring kinds: defer (SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG, the
- *               C reference server's ring and UringConfig.Dedicated's)
+ *   ring kinds: defer (SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG:
+ *               deferred task running, as the C reference server's ring
+ *               and UringConfig.Dedicated's have)
  *               coop  (COOP_TASKRUN | TASKRUN_FLAG, the engine's default)
  *   peers:      unix  (a socketpair: the receive is woken in the sender's
  *               system call)
@@ -126,7 +127,9 @@ static void *writer(void *arg) {
 		pthread_cond_broadcast(&w.cv);
 		pthread_mutex_unlock(&w.mu);
 		usleep(200);
+		pthread_mutex_lock(&w.mu);
 		w.sent = now();
+		pthread_mutex_unlock(&w.mu);
 		if (write(w.sender, "x", 1) != 1)
 			die("write", -1);
 		pthread_mutex_lock(&w.mu);
