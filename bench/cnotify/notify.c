@@ -84,7 +84,7 @@ static struct {
 	int go, quit, watch, woke;
 	int sender, ep, fd;
 	double sent, at;
-} w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* watcher waits in epoll_wait each time it is told to, as Go's netpoller
  * does on its own thread, and reports which fd woke it and when. */
