@@ -124,8 +124,15 @@
 // it later), Flush submits at once, and a closed connection's fd is closed
 // only once its cancelled operations have completed (OnClose is not
 // delayed). Watch, a Dialer's connect and Post's wake use an epoll
-// instance the ring polls. The ring completes operations cooperatively,
-// on the loop's thread at its next entry to the kernel. Wake batching
+// instance the ring polls. The ring completes operations cooperatively:
+// the kernel's part of a completion (a receive's copy) runs on the thread
+// that submitted the operation, at its next return from the kernel,
+// whatever that thread runs then. With one P that is usually the thread
+// the garbage collector stops the world on, and the runtime's own poll
+// of the network as the world restarts does that work inside the pause:
+// a pause grows by the kernel's part of the receives that arrived since
+// the loop last entered the kernel, work a readiness loop does in its
+// next turn. Wake batching
 // (UringConfig.BatchWait, linux 6.12) is off unless asked for. A program
 // that sets a CPU aside for each loop can have its loops keep their Ps
 // and their threads (UringConfig.Dedicated, linux 6.1): fewer CPU cycles

@@ -15,7 +15,9 @@
 // program beside the server (bench/internal/neighbors: a 1 ms sleeper, an
 // allocator, a ping-pong pair, and with REACTORECHO_SPIN=1 a goroutine
 // computing half the time): SIGUSR1 starts a window, SIGUSR2 prints
-// "neighbors JSON" with what they saw in it.
+// "neighbors JSON" with what they saw in it. With REACTORECHO_TRACE=FILE
+// it writes an execution trace of a window of the run to FILE,
+// REACTORECHO_TRACE_AT after the start (DELAY+LENGTH, default 3s+3s).
 //
 // Other models, as points of reference:
 //
@@ -44,7 +46,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -97,6 +101,9 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	if os.Getenv("REACTORECHO_NEIGHBORS") == "1" {
 		startNeighbors()
+	}
+	if f := os.Getenv("REACTORECHO_TRACE"); f != "" {
+		startTrace(f, os.Getenv("REACTORECHO_TRACE_AT"))
 	}
 	if *network == "udp" {
 		switch *model {
@@ -268,4 +275,37 @@ func usage(err error) {
 func fail(err error) {
 	fmt.Fprintf(os.Stderr, "reactorecho: %v\n", err)
 	os.Exit(1)
+}
+
+// startTrace writes an execution trace to file for a window of the run,
+// at "DELAY+LENGTH" after the start (default 3s+3s): $REACTORECHO_TRACE
+// and $REACTORECHO_TRACE_AT, for lining the runtime's events (a GC's
+// stop-the-world, by nanotime) up with a kernel trace taken with perf
+// record -k CLOCK_MONOTONIC.
+func startTrace(file, at string) {
+	delay, length := 3*time.Second, 3*time.Second
+	if at != "" {
+		d, l, ok := strings.Cut(at, "+")
+		var err1, err2 error
+		delay, err1 = time.ParseDuration(d)
+		length, err2 = time.ParseDuration(l)
+		if !ok || err1 != nil || err2 != nil {
+			usage(fmt.Errorf("$REACTORECHO_TRACE_AT %q: want DELAY+LENGTH, e.g. 3s+3s", at))
+		}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		fail(err)
+	}
+	time.AfterFunc(delay, func() {
+		if err := trace.Start(f); err != nil {
+			fail(err)
+		}
+		time.AfterFunc(length, func() {
+			trace.Stop()
+			if err := f.Close(); err != nil {
+				fail(err)
+			}
+		})
+	})
 }
