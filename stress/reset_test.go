@@ -108,7 +108,7 @@ func TestReset(t *testing.T) {
 			}
 			for _, rc := range resetCases {
 				t.Run(rc.name, func(t *testing.T) {
-					seen := map[string]int{}
+					seen, clients := map[string]int{}, 0
 					for range perCase {
 						var err error
 						for try := 1; ; try++ {
@@ -119,6 +119,7 @@ func TestReset(t *testing.T) {
 								return done
 							})
 							seen[errnoOf(err)]++
+							clients++
 							if err != nil || !rc.raced || try == 3 {
 								break
 							}
@@ -139,7 +140,7 @@ func TestReset(t *testing.T) {
 							c.Close()
 						}
 					}
-					t.Logf("%d clients reset; the server's reasons: %v", perCase, seen)
+					t.Logf("%d clients reset; the server's reasons: %v", clients, seen)
 				})
 			}
 			if t.Failed() {
