@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +112,7 @@ func main() {
 	cases := flag.String("cases", "", "comma-separated CONNSxSIZE cases, e.g. 1x64,1000x512, each measured as -conns and -size would be (default: -conns x -size)")
 	flag.IntVar(&cfg.idle, "idle", 0, "also measure each server's resident memory per idle connection with this many connections (0: don't)")
 	flag.BoolVar(&cfg.table, "table", false, "print one summary table on stdout; the per-case reports go to stderr")
-	flag.BoolVar(&cfg.neighbors, "neighbors", false, "run the rest of a program beside each Go server (a 1 ms sleeper, a 50 MB/s allocator, a ping-pong pair: bench/internal/neighbors) and report what it saw in the measured window")
+	flag.BoolVar(&cfg.neighbors, "neighbors", false, "run the rest of a program beside each Go server (a 1 ms sleeper, a 50 MB/s allocator, a ping-pong pair: bench/internal/neighbors) and report what it saw in the measured window, with each GC stop-the-world as GODEBUG=gctrace=1 prints it")
 	flag.IntVar(&cfg.loops, "loops", 1, "event loops of the reactor server (0: its default, GOMAXPROCS)")
 	flag.StringVar(&cfg.proto, "proto", "tcp", "tcp, or udp: the servers echo datagrams (c-udp, reactor, net) and -conns clients each keep -window datagrams in flight")
 	flag.IntVar(&cfg.window, "window", 1, "udp: datagrams in flight per client")
@@ -334,6 +335,7 @@ type result struct {
 	threadsEnd int
 	latency    *loadgen.Histogram // the measured window's round trips
 	neighbors  *neighbors.Report  // what the rest of the program saw (-neighbors, Go servers)
+	gcStops    []float64          // the window's stop-the-world wall times, us, from gctrace (-neighbors)
 }
 
 func (r *result) usPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -399,6 +401,9 @@ func runCase(cfg *config, bins map[string]string) ([]result, error) {
 			if n := r.neighbors; n != nil {
 				fmt.Fprintf(os.Stderr, "  %s round %d neighbors: sleeper %d runs, late p50 %.0f p99 %.0f max %.0f us; ping-pong p99 %.0f us; sched latency p99 %.0f us; %d GC pauses, p99 %.0f max %.0f us (stopping p99 %.0f us); heap goal %.1f MB\n",
 					name, round, n.SleeperN, n.LateP50, n.LateP99, n.LateMax, n.PingP99, n.SchedP99, n.GCPauses, n.GCPauseP99, n.GCPauseMax, n.GCStopP99, n.HeapGoalMB)
+				st := slices.Sorted(slices.Values(r.gcStops))
+				fmt.Fprintf(os.Stderr, "  %s round %d gctrace: %d stops, p50 %.0f p90 %.0f p99 %.0f max %.0f us\n",
+					name, round, len(st), quantileOf(st, 0.5), quantileOf(st, 0.9), quantileOf(st, 0.99), quantileOf(st, 1))
 			}
 			if r.late > 0 {
 				fmt.Fprintf(os.Stderr, "  %s round %d: %d of %d messages went out more than 1 ms late (no connection free, or the generator behind: past a few, the rate is more than this server carries)\n",
@@ -521,6 +526,7 @@ type server struct {
 	addr      string
 	backend   string      // what the reactor server says it runs on, if it says
 	neighbors chan string // the JSON of each "neighbors" line it prints
+	gc        *gcTrace    // its stderr, with -neighbors for a Go server
 }
 
 // start runs the named server pinned to cpu and waits for its
@@ -561,7 +567,15 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	if _, env, ok := strings.Cut(name, "@"); ok {
 		cmd.Env = append(cmd.Env, strings.Split(env, "@")...)
 	}
-	cmd.Stderr = os.Stderr
+	var gc *gcTrace
+	if cfg.neighbors && !slices.Contains(cServers, kind(name)) {
+		var asked bool
+		cmd.Env, asked = withGCTrace(cmd.Env)
+		gc = &gcTrace{out: os.Stderr, pass: asked}
+		cmd.Stderr = gc
+	} else {
+		cmd.Stderr = os.Stderr
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -569,7 +583,7 @@ func start(cfg *config, name, bin, profile string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, pid: cmd.Process.Pid, name: name, neighbors: make(chan string, 4)}
+	s := &server{cmd: cmd, pid: cmd.Process.Pid, name: name, neighbors: make(chan string, 4), gc: gc}
 	lines := bufio.NewScanner(out)
 	found := make(chan string, 1)
 	go func() {
@@ -818,6 +832,7 @@ func measureLoad(g generator, cfg *config, s *server, r *result) error {
 	}
 	watch := cfg.neighbors && !slices.Contains(cServers, kind(s.name))
 	if watch {
+		s.gc.window(true)
 		s.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	cpu0, sched0, err := cpuTime(pid, cfg.clkTck)
@@ -846,6 +861,7 @@ func measureLoad(g generator, cfg *config, s *server, r *result) error {
 		case <-time.After(5 * time.Second):
 			return errors.New("the server printed no neighbors line within 5s of SIGUSR2")
 		}
+		r.gcStops = s.gc.window(false)
 	}
 	r.wall, r.msgs, r.genCPU = res.Wall, res.Msgs, selfCPU()-gen0
 	r.cpu, r.sched = cpu1-cpu0, sched1-sched0
@@ -874,4 +890,35 @@ func usage(format string, args ...any) {
 func fail(err error) {
 	fmt.Fprintf(os.Stderr, "cpumsg: %v\n", err)
 	os.Exit(1)
+}
+
+// withGCTrace returns env with gctrace=1 in its GODEBUG (the last one,
+// which is the one the child sees), and whether it was there already.
+func withGCTrace(env []string) ([]string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		v, ok := strings.CutPrefix(env[i], "GODEBUG=")
+		if !ok {
+			continue
+		}
+		if slices.Contains(strings.Split(v, ","), "gctrace=1") {
+			return env, true
+		}
+		if v != "" {
+			v += ","
+		}
+		env = slices.Clone(env)
+		env[i] = "GODEBUG=" + v + "gctrace=1"
+		return env, false
+	}
+	return append(env, "GODEBUG=gctrace=1"), false
+}
+
+// quantileOf is the q quantile of sorted x (the nearest rank at or above),
+// 0 for none.
+func quantileOf(x []float64, q float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(x)))) - 1
+	return x[min(max(i, 0), len(x)-1)]
 }

@@ -229,19 +229,23 @@ func summary(out io.Writer, cfg *config, all [][]result, idle map[string]idleRes
 
 // neighborTable prints what the rest of each Go server's program saw
 // (-neighbors): per case and server, the median over rounds of each
-// figure.
+// figure, and the quantiles of every stop-the-world gctrace printed in
+// all rounds' windows.
 func neighborTable(out io.Writer, cfg *config, all [][]result) {
-	fmt.Fprintln(out, "\nthe rest of the program beside each server, medians over rounds (us): a 1 ms sleeper's lateness, a ping-pong pair's round trip, runtime/metrics /sched/latencies and GC stop-the-world pauses, the heap goal")
+	fmt.Fprintln(out, "\nthe rest of the program beside each server, medians over rounds (us): a 1 ms sleeper's lateness, a ping-pong pair's round trip, runtime/metrics /sched/latencies and GC stop-the-world pauses, the heap goal; gctrace stops: each stop-the-world's wall time as GODEBUG=gctrace=1 prints it, all rounds' windows pooled")
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "server\tconns\tsize\tsleeper runs/s\tlate p50\tlate p99\tlate max\tping p99\tsched p99\tGC pause p99\tGC pause max\theap goal MB\t")
+	fmt.Fprintln(w, "server\tconns\tsize\tsleeper runs/s\tlate p50\tlate p99\tlate max\tping p99\tsched p99\tGC pause p99\tGC pause max\theap goal MB\tgctrace stops\tstop p50\tstop p90\tstop p99\tstop max\t")
 	for i, results := range all {
 		for _, name := range unique(cfg.servers) {
 			var rs []*neighbors.Report
+			var stops []float64
 			for _, r := range results {
 				if r.server == name && r.neighbors != nil {
 					rs = append(rs, r.neighbors)
+					stops = append(stops, r.gcStops...)
 				}
 			}
+			slices.Sort(stops)
 			if len(rs) == 0 {
 				continue
 			}
@@ -253,7 +257,7 @@ func neighborTable(out io.Writer, cfg *config, all [][]result) {
 				slices.Sort(x)
 				return median(x)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t\n", name, cfg.cases[i].conns, cfg.cases[i].size,
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t\n", name, cfg.cases[i].conns, cfg.cases[i].size,
 				med(func(r *neighbors.Report) float64 { return float64(r.SleeperN) / r.Window }),
 				med(func(r *neighbors.Report) float64 { return r.LateP50 }),
 				med(func(r *neighbors.Report) float64 { return r.LateP99 }),
@@ -262,7 +266,8 @@ func neighborTable(out io.Writer, cfg *config, all [][]result) {
 				med(func(r *neighbors.Report) float64 { return r.SchedP99 }),
 				med(func(r *neighbors.Report) float64 { return r.GCPauseP99 }),
 				med(func(r *neighbors.Report) float64 { return r.GCPauseMax }),
-				med(func(r *neighbors.Report) float64 { return r.HeapGoalMB }))
+				med(func(r *neighbors.Report) float64 { return r.HeapGoalMB }),
+				len(stops), quantileOf(stops, 0.5), quantileOf(stops, 0.9), quantileOf(stops, 0.99), quantileOf(stops, 1))
 		}
 	}
 	w.Flush()
