@@ -628,7 +628,11 @@ func TestResumeReadOffersAgain(t *testing.T) {
 // them. FuzzLoop found the offer lost on the completion engine, whose
 // sends complete after the turn.
 func TestResumeReadUnderBackpressure(t *testing.T) {
-	const big = 8 << 20 // more than loopback's socket buffers take
+	// Far more than the two sockets' buffers take, fixed small at both
+	// ends: autotuned, a sender's buffer and a reader's that keeps up can
+	// take a whole 8 MiB Write (seen once in CI on select: Pending() 0).
+	const big = 8 << 20
+	const sockBuf = 64 << 10
 	lim := Limits{HighWater: 64 << 10, LowWater: 16 << 10, MaxQueued: 2 * big}
 	forEachBackend(t, func(t *testing.T, b poller.Backend) {
 		checkLeaks(t)
@@ -648,12 +652,18 @@ func TestResumeReadUnderBackpressure(t *testing.T) {
 			},
 			PeerClose: func(c *Conn) {
 				eof = true
+				if err := c.SetWriteBuffer(sockBuf); err != nil {
+					t.Errorf("SetWriteBuffer: %v", err)
+				}
 				c.Write(make([]byte, big))
 				queued = c.Pending()
 				c.ResumeRead()
 			},
 		}
 		c := dial(t, serve(t, &Server{Backend: b, Loops: 1, Limits: lim, Handler: h}))
+		if err := c.(*net.TCPConn).SetReadBuffer(sockBuf); err != nil {
+			t.Fatal(err)
+		}
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		c.Write([]byte("x"))
 		c.(*net.TCPConn).CloseWrite()
